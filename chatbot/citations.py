@@ -1,0 +1,254 @@
+"""Split an answer into sentences, parse their [n] markers, verify each against its cited passages,
+re-attribute sentences cited to the wrong passage and drop sentences no passage supports.
+
+A sentence is supported by a passage when
+  1. facts: every number (normalised: "1.05 million" = "105万") and every capitalised name in the
+     sentence occurs in the passage, except numbers/names the question itself supplied when the
+     sentence negates them ("11, not 20, enterprises"); and
+  2. meaning: enough of its content words occur in the passage (lexical coverage), or its embedding is
+     close to the passage's (cosine, multilingual, so a Chinese sentence can be checked against an
+     English passage).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from chatbot.chunking import split_sentences
+from chatbot.corpus import detect_language
+from chatbot.keyword import tokenize
+from chatbot.numbers import extract_quantities, same_value
+
+MARKER = re.compile(r"\s*\[(\d+(?:\s*[,，]\s*\d+)*)\]")
+REFUSAL_PATTERNS = re.compile(
+    r"(documents? (do|does) not (say|mention|contain|specify|state|provide)|not (mentioned|stated|specified) in the "
+    r"(documents?|sources?)|sources? (do|does) not (say|mention|contain|specify|state|provide)|^i don'?t know|"
+    r"no information|文件中没有|文件未(提及|说明|提到)|没有相关信息|未提及|没有提到|无法回答|资料中没有)",
+    re.IGNORECASE,
+)
+NEGATION = re.compile(r"\b(not|rather than|instead of|no|never|but)\b|不是|而非|并非|而不是|并不|不|没有|并未", re.I)
+_NAME = re.compile(r"\b[A-Z][A-Za-z0-9+\-]*(?:['’]s)?")
+_COMMON_CAPS = frozenset(
+    "The A An It Its This That These Those In On At By For From To With As He She They Their There Yes No "
+    "According Both Each All And But Or So Also However Not Only One Two Three".split()
+)
+
+
+@dataclass
+class Passage:
+    n: int
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+
+
+@dataclass
+class ClaimSentence:
+    text: str  # without markers
+    markers: list[int]
+
+
+@dataclass
+class VerifiedSentence:
+    text: str
+    cited: list[int]  # original passage numbers finally attributed (empty: unsupported)
+    original: list[int]
+    supported: bool
+    reattributed: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Verification:
+    answer: str
+    passages: list[Passage]  # the cited passages, renumbered 1..m in order of first citation
+    sentences: list[VerifiedSentence] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    refused: bool = False
+
+
+class Similarity(Protocol):
+    def __call__(self, claims: list[str], passages: list[str]) -> np.ndarray: ...
+
+
+def is_refusal(text: str) -> bool:
+    return bool(REFUSAL_PATTERNS.search(text.strip()))
+
+
+def parse_answer(text: str) -> list[ClaimSentence]:
+    """Sentences with their [n] markers; a marker-only fragment attaches to the sentence before it."""
+    out: list[ClaimSentence] = []
+    for span in split_sentences(text):
+        raw = text[span.start : span.end]
+        markers = [int(n) for group in MARKER.findall(raw) for n in re.split(r"\s*[,，]\s*", group)]
+        clean = MARKER.sub("", raw).strip()
+        if not re.search(r"\w", clean):
+            if out and markers:
+                out[-1].markers.extend(m for m in markers if m not in out[-1].markers)
+            continue
+        out.append(ClaimSentence(clean, list(dict.fromkeys(markers))))
+    return out
+
+
+def _names(sentence: str) -> list[str]:
+    names = []
+    for m in _NAME.finditer(sentence):
+        word = re.sub(r"['’]s$", "", m.group(0))
+        if word in _COMMON_CAPS or len(word) < 2:
+            continue
+        names.append(word)
+    return names
+
+
+def check_facts(claim: str, passages: list[str], question: str) -> str:
+    """'' when every number and name in the claim is in the passages; otherwise what is missing."""
+    joined = " ".join(passages)
+    negated = bool(NEGATION.search(claim))
+    q_values = [q.value for q in extract_quantities(question)]
+    p_values = [q.value for q in extract_quantities(joined)]
+    for q in extract_quantities(claim):
+        if any(same_value(q.value, v) for v in p_values):
+            continue
+        if negated and any(same_value(q.value, v) for v in q_values):
+            continue
+        return f"number {claim[q.start:q.end]!r} is not in the cited passage"
+    low = joined.lower()
+    for name in _names(claim):
+        # A name the question itself uses is the user's wording, not a new claim.
+        if name.lower() in low or name.lower() in question.lower():
+            continue
+        return f"name {name!r} is not in the cited passage"
+    return ""
+
+
+_ASKS_QUANTITY = re.compile(
+    r"\b(how (many|much|long|large|big)|what (is|was|are) the (number|amount|total|budget|cost|size|scale|value|"
+    r"percentage|share)|what percentage|what share)\b|多少|几[个家项大条名种位亿万年]|多大|规模|金额|预算|比例|百分之",
+    re.IGNORECASE,
+)
+_ASKS_DATE = re.compile(r"\b(when|what (date|year|month|day))\b|什么时候|何时|哪一?年|哪一?天|几月|几号|日期", re.I)
+
+
+def answers_question_type(question: str, answer: str) -> bool:
+    """A 'how many/how much' question needs a number in the answer, a 'when' question a date;
+    a fluent sentence without one is not an answer (it usually restates a related fact)."""
+    if _ASKS_QUANTITY.search(question) or _ASKS_DATE.search(question):
+        return bool(extract_quantities(answer))
+    return True
+
+
+def premise_gaps(question: str, passages: list[str]) -> list[str]:
+    """Numbers the question states that no passage contains: a likely false premise to point out."""
+    values = [q.value for q in extract_quantities(" ".join(passages))]
+    return [question[q.start : q.end] for q in extract_quantities(question)
+            if not any(same_value(q.value, v) for v in values)]
+
+
+def lexical_coverage(claim: str, passage: str, question: str) -> float:
+    """Share of the claim's content words found in the passage (or the question), 0 if none in the passage."""
+    words = {t for t in tokenize(claim) if not t.replace(".", "").replace(",", "").isdigit()}
+    words = {w for w in words if not ("\u3400" <= w[0] <= "\u9fff")}
+    if not words:
+        return 0.0
+    in_passage = words & set(tokenize(passage))
+    if not in_passage:
+        return 0.0
+    return len(words & (set(tokenize(passage)) | set(tokenize(question)))) / len(words)
+
+
+def verify_citations(
+    answer: str,
+    passages: list[Passage],
+    question: str,
+    similarity: Similarity,
+    *,
+    min_lexical: float = 0.6,
+    min_similarity: float = 0.5,
+) -> Verification:
+    if is_refusal(answer):
+        return Verification(answer="", passages=[], refused=True)
+    claims = parse_answer(answer)
+    by_n = {p.n: p for p in passages}
+    if not claims or not passages:
+        return Verification(answer="", passages=[], unsupported=[c.text for c in claims], refused=True)
+    sims = similarity([c.text for c in claims], [p.text for p in passages])
+    col = {p.n: j for j, p in enumerate(passages)}
+
+    def supports(i: int, claim: ClaimSentence, ns: list[int]) -> tuple[bool, str, float]:
+        texts = [by_n[n].text for n in ns]
+        reason = check_facts(claim.text, texts, question)
+        if reason:
+            return False, reason, 0.0
+        lex = max(lexical_coverage(claim.text, t, question) for t in texts)
+        sim = max(float(sims[i, col[n]]) for n in ns)
+        english = detect_language(claim.text) == "en"
+        if (english and lex >= min_lexical) or sim >= min_similarity:
+            return True, "", sim + (lex if english else 0.0)
+        return False, f"meaning not supported (word coverage {lex:.2f}, similarity {sim:.2f})", 0.0
+
+    verified: list[VerifiedSentence] = []
+    for i, claim in enumerate(claims):
+        if is_refusal(claim.text):
+            continue
+        cited = [n for n in claim.markers if n in by_n]
+        ok, reason, _ = supports(i, claim, cited) if cited else (False, "no citation", 0.0)
+        if ok:
+            verified.append(VerifiedSentence(claim.text, cited, claim.markers, True))
+            continue
+        best: tuple[float, int] | None = None
+        for p in passages:
+            good, _, strength = supports(i, claim, [p.n])
+            if good and (best is None or strength > best[0]):
+                best = (strength, p.n)
+        if best is not None:
+            verified.append(VerifiedSentence(claim.text, [best[1]], claim.markers, True, reattributed=True,
+                                             reason=f"re-attributed: {reason}"))
+        else:
+            verified.append(VerifiedSentence(claim.text, [], claim.markers, False, reason=reason))
+
+    order: dict[int, int] = {}
+    for v in verified:
+        for n in v.cited:
+            order.setdefault(n, len(order) + 1)
+    parts = []
+    for v in verified:
+        if not v.supported:
+            continue
+        marks = "".join(f"[{order[n]}]" for n in v.cited)
+        parts.append(_attach(v.text, marks))
+    used = [Passage(order[n], by_n[n].doc_id, by_n[n].start, by_n[n].end, by_n[n].text, by_n[n].score)
+            for n in sorted(order, key=order.get)]  # type: ignore[arg-type]
+    text = _join(parts)
+    return Verification(
+        answer=text, passages=used, sentences=verified,
+        unsupported=[v.text for v in verified if not v.supported], refused=not parts,
+    )
+
+
+def _attach(sentence: str, marks: str) -> str:
+    """Put the markers before the sentence's final punctuation: 'Eleven enterprises launched it [1].'"""
+    m = re.search(r"[.!?。！？]+[\"”’」)）]*$", sentence)
+    if not m:
+        return f"{sentence} {marks}" if not _cjk_end(sentence) else f"{sentence}{marks}"
+    body, end = sentence[: m.start()], sentence[m.start() :]
+    sep = "" if _cjk_end(body) else " "
+    return f"{body}{sep}{marks}{end}"
+
+
+def _cjk_end(text: str) -> bool:
+    return bool(text) and ("\u3400" <= text[-1] <= "\u9fff" or text[-1] in "”」）")
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for p in parts:
+        if out and not _cjk_end(out.rstrip("。！？")) and not ("\u3400" <= p[0] <= "\u9fff"):
+            out += " "
+        out += p
+    return out

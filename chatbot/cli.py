@@ -1,0 +1,162 @@
+"""Command line: chatbot ingest | ask | eval | bench-free helpers. Errors print a message, never a trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from chatbot.config import Settings
+from chatbot.errors import ChatbotError
+from chatbot.schemas import Answer
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "corpus", None):
+        overrides["corpus_dir"] = Path(args.corpus).resolve()
+    if getattr(args, "index", None):
+        overrides["index_dir"] = Path(args.index).resolve()
+    if getattr(args, "top_k", None):
+        overrides["top_k"] = args.top_k
+    return Settings(**overrides)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from chatbot.ingest import build_index
+
+    settings = _settings(args)
+    if not settings.corpus_dir.is_dir():
+        raise ChatbotError(f"Corpus folder {settings.corpus_dir} does not exist.")
+    summary = build_index(settings, progress=not args.quiet)
+    for path, reason in summary.skipped:
+        print(f"Skipped {path}: {reason}", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def render_answer(answer: Answer, width: int = 100) -> str:
+    lines = [textwrap.fill(answer.answer, width)]
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:")
+        for c in answer.citations:
+            head = f"[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})"
+            lines.append(head)
+            lines.append(textwrap.fill(f"“{c.text}”", width, initial_indent="    ", subsequent_indent="    "))
+    if answer.unsupported:
+        lines.append("")
+        lines.append("Removed as unsupported by the documents:")
+        lines.extend(textwrap.fill(s, width, initial_indent="  - ", subsequent_indent="    ")
+                     for s in answer.unsupported)
+    return "\n".join(lines)
+
+
+def _load_service(settings: Settings):  # noqa: ANN202
+    from chatbot.service import ChatService
+
+    print("Loading the index and models…", file=sys.stderr, flush=True)
+    service = ChatService.from_settings(settings)
+    service.warmup()
+    return service
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.jsonl:
+        return _ask_jsonl(settings, Path(args.jsonl))
+    service = _load_service(settings)
+    if args.question:
+        answer = service.ask(" ".join(args.question))
+        print(answer.model_dump_json() if args.json else render_answer(answer))
+        return 0
+    print("Ask a question about the documents (English or Chinese). Ctrl-D or 'exit' to quit.", file=sys.stderr)
+    while True:
+        try:
+            question = input("\nQuestion> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 0
+        if question.strip().lower() in {"exit", "quit"}:
+            return 0
+        try:
+            answer = service.ask(question)
+        except ChatbotError as exc:
+            print(str(exc), file=sys.stderr)
+            continue
+        print(answer.model_dump_json() if args.json else render_answer(answer))
+
+
+def _ask_jsonl(settings: Settings, path: Path) -> int:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ChatbotError(f"Cannot read {path}: {exc.strerror}.") from exc
+    service = _load_service(settings)
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            question, qid = item["question"], item.get("id")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            print(json.dumps({"id": None, "error": f"line {lineno}: expected {{\"id\": ..., \"question\": ...}}"}),
+                  flush=True)
+            continue
+        try:
+            answer = service.ask(question, id=None if qid is None else str(qid))
+            print(answer.model_dump_json(), flush=True)
+        except ChatbotError as exc:
+            print(json.dumps({"id": qid, "question": question, "error": str(exc)}, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from chatbot.evaluation.runner import main as eval_main
+
+    return eval_main(args, _settings(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatbot", description="Cited answers from the initiative documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index the corpus into Chroma (idempotent)")
+    p.add_argument("--corpus", help="folder of documents (default: corpus/)")
+    p.add_argument("--index", help="index folder (default: index/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question (interactive when none is given)")
+    p.add_argument("question", nargs="*", help="the question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--jsonl", metavar="FILE", help='answer each {"id", "question"} line of FILE, one JSON per line')
+    p.add_argument("--index", help="index folder (default: index/)")
+    p.add_argument("--top-k", type=int, dest="top_k", help="chunks to retrieve")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="run the eval suite and write a report")
+    from chatbot.evaluation.options import add_eval_arguments
+
+    add_eval_arguments(p)
+    p.add_argument("--index", help="index folder (default: index/)")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ChatbotError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

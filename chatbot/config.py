@@ -1,0 +1,99 @@
+"""The one Settings object: defaults, CHATBOT_* environment variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chatbot"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads `chatbot.toml` (or the file named by CHATBOT_CONFIG); env vars still win."""
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(os.environ.get("CHATBOT_CONFIG", REPO_ROOT / "chatbot.toml"))
+        if not path.is_file():
+            return {}
+        with path.open("rb") as f:
+            return tomllib.load(f)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATBOT_", extra="ignore")
+
+    # Where things live
+    corpus_dir: Path = REPO_ROOT / "corpus"
+    index_dir: Path = REPO_ROOT / "index"
+    cache_dir: Path = Field(default_factory=_default_cache)
+
+    # Chroma: embedded by default; set chroma_host to use a Chroma server instead
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    collection_prefix: str = "chatbot"
+
+    # Chunking
+    chunk_chars: int = 900
+    chunk_overlap_sentences: int = 1
+
+    # Embedders: the English sentence-transformers model plus a multilingual one for fusion
+    embed_model: str = "packaged:all-MiniLM-L6-v2"
+    multilingual_embedder: Literal["use", "none"] = "use"
+
+    # Retrieval
+    top_k: int = 4
+    candidate_k: int = 12
+    evidence_sentences: int = 4
+    evidence_token_budget: int = 420
+    relevance_floor: float = 0.12
+    translate_queries: bool = True
+    min_lexical_support: float = 0.6
+    min_semantic_support: float = 0.5
+    keyword_weight: float = 1.0
+
+    # Generation
+    llm_backend: Literal["local", "hosted"] = "local"
+    llm_model: str = "packaged:qwen2.5-coder-1.5b"
+    llm_threads: int = 2
+    llm_context: int = 4096
+    max_answer_tokens: int = 160
+    hosted_base_url: str | None = None
+    hosted_model: str = "gpt-4o-mini"
+    hosted_api_key: str | None = None
+    hosted_timeout_s: float = 60.0
+
+    # Input limits
+    max_question_chars: int = 1000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+def display_path(path: Path) -> str:
+    """A document's path relative to the repo root, or absolute when outside it."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,1 @@
+"""Eval suite: gold set, metrics, runner, reports and the plain llama-index baseline."""

@@ -1,0 +1,120 @@
+"""Numbers in English and Chinese text, normalised: "1.05 million" = "1,050,000" = "105万"; "三成" = "30%"."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+EN_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "hundred": 100, "dozen": 12,
+}
+EN_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+MONTHS = {m: i for i, m in enumerate(
+    "january february march april may june july august september october november december".split(), 1)}
+ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
+ZH_BIG = {"万": 1e4, "亿": 1e8, "万亿": 1e12}
+
+GT = ("more than", "over", "above", "exceeding", "exceeds", "at least", "upwards of", "超过", "逾", "多于", "超", "至少")
+LT = ("less than", "under", "below", "fewer than", "up to", "不到", "少于", "低于", "不足")
+APPROX = ("about", "around", "approximately", "roughly", "nearly", "almost", "约", "近", "大约", "将近")
+GT_AFTER = ("以上", "多")
+LT_AFTER = ("以下", "以内")
+
+_NUM = re.compile(
+    r"(?P<num>\d+(?:,\d{3})*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|万亿|万|亿|千)?\s*(?P<pct>%|percent|per cent)?",
+    re.IGNORECASE,
+)
+_ZH_NUM = re.compile(r"(?P<num>[零〇一二两三四五六七八九十百千]+)(?P<big>万亿|万|亿)?(?P<cheng>成)?")
+_EN_WORD = re.compile(r"\b(?P<w>" + "|".join(EN_WORDS) + r")(?:\s+(?P<scale>thousand|million|billion|trillion))?\b", re.I)
+_EN_SCALE_ALONE = re.compile(r"\b(?P<scale>thousand|million|billion)\b", re.I)
+_MONTH = re.compile(r"\b(" + "|".join(MONTHS) + r")\b", re.IGNORECASE)
+_ZH_SCALE_ALONE = re.compile(r"(?<![\d零〇一二两三四五六七八九十百])(千亿|百亿|万亿|亿)")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float
+    percent: bool
+    qualifier: str | None  # "gt", "lt", "approx" or None
+    start: int
+    end: int
+
+
+def _zh_to_int(s: str) -> int | None:
+    total, section, digit = 0, 0, None
+    for ch in s:
+        if ch in ZH_DIGITS:
+            digit = ZH_DIGITS[ch]
+        elif ch in ZH_UNITS:
+            section += (digit if digit is not None else 1) * ZH_UNITS[ch]
+            digit = None
+        else:
+            return None
+    total = section + (digit or 0)
+    return total
+
+
+def _qualifier(text: str, start: int, end: int) -> str | None:
+    before = text[max(0, start - 14) : start].lower().rstrip()
+    after = text[end : end + 5].lstrip(" 元家个条名项位只座亿万")
+    if before.endswith(GT) or after.startswith(GT_AFTER):
+        return "gt"
+    if before.endswith(LT) or after.startswith(LT_AFTER):
+        return "lt"
+    if before.endswith(APPROX):
+        return "approx"
+    return None
+
+
+def extract_quantities(text: str) -> list[Quantity]:
+    """Every number in the text with its normalised value; month names count as their number."""
+    found: list[Quantity] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(value: float, percent: bool, start: int, end: int) -> None:
+        if any(s < end and start < e for s, e in taken):
+            return
+        taken.append((start, end))
+        found.append(Quantity(round(value, 6), percent, _qualifier(text, start, end), start, end))
+
+    for m in _NUM.finditer(text):
+        value = float(m.group("num").replace(",", ""))
+        scale = (m.group("scale") or "").lower()
+        if scale in EN_SCALE:
+            value *= EN_SCALE[scale]
+        elif scale in ZH_BIG:
+            value *= ZH_BIG[scale]
+        elif scale == "千":
+            value *= 1000
+        add(value, bool(m.group("pct")), m.start(), m.end())
+    for m in _ZH_NUM.finditer(text):
+        n = _zh_to_int(m.group("num"))
+        if n is None:
+            continue
+        if m.group("cheng"):
+            add(n * 10, True, m.start(), m.end())
+        else:
+            add(n * ZH_BIG.get(m.group("big") or "", 1), False, m.start(), m.end())
+    for m in _ZH_SCALE_ALONE.finditer(text):
+        add({"千亿": 1e11, "百亿": 1e10, "万亿": 1e12, "亿": 1e8}[m.group(1)], False, m.start(), m.end())
+    for m in _EN_WORD.finditer(text):
+        value = EN_WORDS[m.group("w").lower()]
+        scale = (m.group("scale") or "").lower()
+        add(value * EN_SCALE.get(scale, 1), False, m.start(), m.end())
+    for m in _MONTH.finditer(text):
+        if m.group(1).lower() == "may" and not re.search(r"\d", text[m.end() : m.end() + 4]):
+            continue
+        add(MONTHS[m.group(1).lower()], False, m.start(), m.end())
+    return sorted(found, key=lambda q: q.start)
+
+
+def same_value(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+def values_in(text: str) -> set[float]:
+    return {q.value for q in extract_quantities(text)}

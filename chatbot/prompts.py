@@ -1,0 +1,36 @@
+"""Prompt templates, loaded from the files in chatbot/prompts/."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from collections.abc import Sequence
+from pathlib import Path
+
+PROMPT_DIR = Path(__file__).parent / "prompts"
+
+REFUSAL = {
+    "en": "The documents don't contain the answer to this question.",
+    "zh": "文件中没有包含这个问题的答案。",
+}
+
+
+@cache
+def read(name: str) -> str:
+    return (PROMPT_DIR / name).read_text(encoding="utf-8").strip()
+
+
+def answer_messages(sources: list[str], question: str, premise_gaps: Sequence[str] = ()) -> list[dict[str, str]]:
+    """System and few-shot turns first (a fixed prefix llama.cpp reuses), then this question's sources."""
+    messages = [{"role": "system", "content": read("system.txt")}]
+    for example in json.loads(read("examples.json")):
+        messages.append({"role": "user", "content": example["user"]})
+        messages.append({"role": "assistant", "content": example["assistant"]})
+    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(sources, 1))
+    note = "\n" + read("premise_note.txt").format(values=", ".join(premise_gaps)) if premise_gaps else ""
+    messages.append({"role": "user", "content": read("user.txt").format(sources=numbered, question=question, note=note)})
+    return messages
+
+
+def translate_messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": read("translate_system.txt")}, {"role": "user", "content": question}]

@@ -1,0 +1,168 @@
+"""ChatService: the one place the stages are wired together (validate, translate, retrieve, generate, verify)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from chatbot import prompts
+from chatbot.citations import Passage, answers_question_type, premise_gaps, verify_citations
+from chatbot.config import Settings
+from chatbot.corpus import detect_language
+from chatbot.embeddings import Embedders, load_embedders
+from chatbot.errors import EmptyQuestion, QuestionTooLong
+from chatbot.llm import LLM, load_llm
+from chatbot.retrieval import HybridRetriever, Retrieved
+from chatbot.schemas import Answer, Citation
+
+
+@dataclass
+class Token:
+    """A piece of the answer as the model writes it (before verification)."""
+
+    text: str
+
+
+@dataclass
+class Final:
+    answer: Answer
+
+
+class EmbeddingSimilarity:
+    """Cosine of claims and passages in the multilingual embedder (the English one if none)."""
+
+    def __init__(self, embedders: Embedders) -> None:
+        self.embedder = embedders.multilingual or embedders.primary
+
+    def __call__(self, claims: list[str], passages: list[str]) -> np.ndarray:
+        a = self.embedder.embed_documents(claims)
+        b = self.embedder.embed_documents(passages)
+        return a @ b.T
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedders: Embedders,
+        retriever: HybridRetriever,
+        llm: LLM,
+        translator: LLM | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedders = embedders
+        self.retriever = retriever
+        self.llm = llm
+        self.translator = translator
+        self.similarity = EmbeddingSimilarity(embedders)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ChatService:
+        settings = settings or Settings()
+        embedders = load_embedders(settings)
+        retriever = HybridRetriever(settings, embedders)
+        llm = load_llm(settings)
+        # A second llama.cpp context on the same (memory-mapped) weights, so translating a Chinese question
+        # does not evict the answer prompt's cached prefix.
+        translator = load_llm(settings) if settings.translate_queries and settings.llm_backend == "local" else llm
+        return cls(settings, embedders=embedders, retriever=retriever, llm=llm,
+                   translator=translator if settings.translate_queries else None)
+
+    def warmup(self) -> None:
+        """Evaluate the fixed prompt prefixes once, so the first user does not pay for them."""
+        list(self.llm.stream(prompts.answer_messages(["(warm-up)"], "(warm-up)"), max_tokens=1))
+        if self.translator is not None:
+            list(self.translator.stream(prompts.translate_messages("你好"), max_tokens=1))
+
+    def validate(self, question: str | None) -> str:
+        question = (question or "").strip()
+        if not question:
+            raise EmptyQuestion()
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionTooLong(len(question), self.settings.max_question_chars)
+        return question
+
+    def translate(self, question: str) -> str | None:
+        if self.translator is None or detect_language(question) != "zh":
+            return None
+        text = "".join(self.translator.stream(prompts.translate_messages(question), max_tokens=80))
+        return text.strip().splitlines()[0].strip() if text.strip() else None
+
+    def ask(self, question: str, *, id: str | None = None, top_k: int | None = None) -> Answer:
+        final = None
+        for event in self.ask_stream(question, id=id, top_k=top_k):
+            if isinstance(event, Final):
+                final = event.answer
+        assert final is not None
+        return final
+
+    def ask_stream(
+        self, question: str, *, id: str | None = None, top_k: int | None = None
+    ) -> Iterator[Token | Final]:
+        t0 = time.perf_counter()
+        question = self.validate(question)
+        language = detect_language(question)
+        timings: dict[str, float] = {}
+        translation = self.translate(question)
+        if translation is not None:
+            timings["translate"] = _ms(t0)
+        t_r = time.perf_counter()
+        retrieved = self.retriever.retrieve(question, top_k=top_k, translation=translation)
+        timings["retrieve"] = _ms(t_r)
+        if not retrieved.relevant:
+            timings["total"] = _ms(t0)
+            yield Final(self._refusal(id, question, language, timings))
+            return
+
+        passages = [Passage(i, e.doc_id, e.start, e.end, e.text, e.score)
+                    for i, e in enumerate(retrieved.evidence, 1)]
+        texts = [p.text for p in passages]
+        messages = prompts.answer_messages(texts, question, premise_gaps(question, texts))
+        t_g = time.perf_counter()
+        pieces: list[str] = []
+        for piece in self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens):
+            if not pieces:
+                timings["first_token"] = _ms(t0)
+            pieces.append(piece)
+            yield Token(piece)
+        timings["generate"] = _ms(t_g)
+
+        t_v = time.perf_counter()
+        check = verify_citations(
+            "".join(pieces), passages, question, self.similarity,
+            min_lexical=self.settings.min_lexical_support, min_similarity=self.settings.min_semantic_support,
+        )
+        timings["verify"] = _ms(t_v)
+        timings["total"] = _ms(t0)
+        if not check.refused and not answers_question_type(question, check.answer):
+            # Verified but beside the point: a number was asked for and none was given.
+            check.refused = True
+            check.unsupported = [*check.unsupported, check.answer]
+        if check.refused:
+            answer = self._refusal(id, question, language, timings)
+            answer.unsupported = check.unsupported
+            yield Final(answer)
+            return
+        yield Final(Answer(
+            id=id, question=question, answer=check.answer, refused=False, language=language,
+            citations=[self._citation(p, retrieved) for p in check.passages],
+            unsupported=check.unsupported, timings_ms=timings,
+        ))
+
+    def _citation(self, p: Passage, retrieved: Retrieved) -> Citation:
+        doc = self.retriever.documents.get(p.doc_id)
+        return Citation(n=p.n, doc_id=p.doc_id, source=doc.source if doc else "", title=doc.title if doc else "",
+                        start=p.start, end=p.end, text=p.text, score=round(p.score, 4))
+
+    @staticmethod
+    def _refusal(id: str | None, question: str, language: str, timings: dict[str, float]) -> Answer:
+        return Answer(id=id, question=question, answer=prompts.REFUSAL.get(language, prompts.REFUSAL["en"]),
+                      refused=True, language=language, timings_ms=timings)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)

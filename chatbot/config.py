@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     evidence_sentences: int = 4
     evidence_token_budget: int = 420
     relevance_floor: float = 0.12
-    translate_queries: bool = True
+    translate_queries: bool = False
+    sentence_dense: bool = True
     min_lexical_support: float = 0.6
     min_semantic_support: float = 0.5
     keyword_weight: float = 1.0

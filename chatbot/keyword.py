@@ -27,13 +27,36 @@ def stem(word: str) -> str:
     return word
 
 
+_CAPS_PAIR = re.compile(r"\b([A-Z][a-z]+)\s+(?=([A-Z][a-z]+)\b)")
+
+
 def tokenize(text: str) -> list[str]:
-    """English words (stemmed, no stopwords) plus Chinese character bigrams."""
-    text = text.lower()
-    tokens = [stem(w) for w in _LATIN.findall(text) if w not in STOPWORDS]
-    for run in _CJK_RUN.findall(text):
+    """English words (stemmed, no stopwords) plus Chinese character bigrams; see bridge_tokens."""
+    low = text.lower()
+    tokens = [stem(w) for w in _LATIN.findall(low) if w not in STOPWORDS]
+    for run in _CJK_RUN.findall(low):
         tokens.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
     return tokens
+
+
+def bridge_tokens(text: str) -> list[str]:
+    """Tokens that let a Chinese question match an English passage in BM25:
+    - Chinese runs as joined pinyin syllable n-grams (国泰君安 -> guotai, junan, guotaijunan), and English
+      capitalised word pairs joined (He Qing -> heqing), so transliterated names meet;
+    - every number as its normalised value (千亿 and 100 billion -> #1e+11)."""
+    from chatbot.numbers import extract_quantities
+
+    out = [f"#{q.value:g}{'%' if q.percent else ''}" for q in extract_quantities(text)]
+    out.extend((a + b).lower() for a, b in _CAPS_PAIR.findall(text))
+    runs = _CJK_RUN.findall(text)
+    if runs:
+        from pypinyin import lazy_pinyin
+
+        for run in runs:
+            syl = lazy_pinyin(run)
+            for n in (2, 3, 4):
+                out.extend("".join(syl[i : i + n]) for i in range(len(syl) - n + 1))
+    return out
 
 
 class BM25Index:
@@ -51,10 +74,10 @@ class BM25Index:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str]) -> BM25Index:
-        return cls(ids, [tokenize(t) for t in texts])
+        return cls(ids, [tokenize(t) + bridge_tokens(t) for t in texts])
 
     def scores(self, query: str) -> dict[str, float]:
-        terms = set(tokenize(query))
+        terms = set(tokenize(query) + bridge_tokens(query))
         out: dict[str, float] = {}
         for cid, tf, length in zip(self.ids, self.tfs, self.lengths):
             s = 0.0

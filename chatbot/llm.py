@@ -118,8 +118,10 @@ class LocalLLM:
     """A GGUF model through llama-cpp-python. The prompt prefix it last saw is reused (KV cache)."""
 
     def __init__(self, model_path: Path, *, threads: int = 2, n_ctx: int = 4096) -> None:
+        import llama_cpp
         from llama_cpp import Llama
 
+        _avoid_amx(llama_cpp)
         self.name = model_path.name
         self.model_path = model_path
         try:
@@ -141,6 +143,23 @@ class LocalLLM:
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+def _avoid_amx(llama_cpp) -> None:  # noqa: ANN001
+    """A llama.cpp built with -march=native on an AMX CPU crashes in its AMX kernels (SIGSEGV) where the OS
+    does not grant AMX to the process, as in this project's VMs. Its weights then skip the extra buffer types."""
+    if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info() or getattr(llama_cpp, "_chatbot_no_amx", False):
+        return
+    default = llama_cpp.llama_model_default_params
+
+    def params():  # noqa: ANN202
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama_model_default_params = params
+    llama_cpp.llama.llama_cpp.llama_model_default_params = params
+    llama_cpp._chatbot_no_amx = True
 
 
 class HostedLLM:

@@ -98,6 +98,11 @@ class HybridRetriever:
                     self._chunks_by_id.setdefault(cid, hit.chunk)
                     fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
                     best_cos[cid] = max(best_cos.get(cid, -1.0), hit.cosine)
+        if s.sentence_dense:
+            for vectors in query_vectors:
+                for name, vec in vectors.items():
+                    for rank, cid in enumerate(self._sentence_ranked_chunks(name, vec, s.candidate_k)):
+                        fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
         for q in queries:
             kw = sorted(self.keyword.scores(q).items(), key=lambda kv: -kv[1])[: s.candidate_k]
             for rank, (cid, _score) in enumerate(kw):
@@ -116,6 +121,19 @@ class HybridRetriever:
             timings_ms={"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000,
                         "evidence": (t_end - t_search) * 1000},
         )
+
+    def _sentence_ranked_chunks(self, name: str, vec: np.ndarray, k: int) -> list[str]:
+        """Chunks ranked by their best sentence: a long chunk's single vector dilutes one relevant sentence."""
+        best: dict[str, float] = {}
+        for cid, chunk in self._chunks_by_id.items():
+            vecs = self.sentences.vectors.get(chunk.doc_id, {}).get(name)
+            if vecs is None:
+                continue
+            rows = [self.sentences.row[(chunk.doc_id, st.start)] for st in chunk.sentences
+                    if (chunk.doc_id, st.start) in self.sentences.row]
+            if rows:
+                best[cid] = float(np.max(vecs[rows] @ vec))
+        return [cid for cid, _ in sorted(best.items(), key=lambda kv: -kv[1])[:k]]
 
     def _embed(self, text: str) -> dict[str, np.ndarray]:
         """Vectors of one query text. The English embedder is skipped for Chinese text: it cannot place

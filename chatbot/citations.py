@@ -27,7 +27,7 @@ MARKER = re.compile(r"\s*\[(\d+(?:\s*[,，]\s*\d+)*)\]")
 REFUSAL_PATTERNS = re.compile(
     r"(documents? (do|does) not (say|mention|contain|specify|state|provide)|not (mentioned|stated|specified) in the "
     r"(documents?|sources?)|sources? (do|does) not (say|mention|contain|specify|state|provide)|^i don'?t know|"
-    r"no information|文件中没有|文件未(提及|说明|提到)|没有相关信息|未提及|没有提到|无法回答|资料中没有)",
+    r"no information|none of the (provided )?sources|not provided in the (given )?(context|sources)|文件中没有|文件未(提及|说明|提到)|没有相关信息|未提及|没有提到|无法回答|资料中没有)",
     re.IGNORECASE,
 )
 NEGATION = re.compile(r"\b(not|rather than|instead of|no|never|but)\b|不是|而非|并非|而不是|并不|不|没有|并未", re.I)
@@ -121,25 +121,35 @@ def check_facts(claim: str, passages: list[str], question: str) -> str:
     low = joined.lower()
     for name in _names(claim):
         # A name the question itself uses is the user's wording, not a new claim.
-        if name.lower() in low or name.lower() in question.lower():
+        word = re.compile(r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?![a-z0-9])")
+        if word.search(low) or word.search(question.lower()):
             continue
         return f"name {name!r} is not in the cited passage"
     return ""
 
 
 _ASKS_QUANTITY = re.compile(
-    r"\b(how (many|much|long|large|big)|what (is|was|are) the (number|amount|total|budget|cost|size|scale|value|"
-    r"percentage|share)|what percentage|what share)\b|多少|几[个家项大条名种位亿万年]|多大|规模|金额|预算|比例|百分之",
+    r"\b(how (many|much|long|large|big)|budget|cost|price|amount|funding|investment of|percentage|headcount)\b|"
+    r"多少|几[个家项大条名种位亿万年]|多大|金额|预算|资金|比例|百分之",
     re.IGNORECASE,
 )
 _ASKS_DATE = re.compile(r"\b(when|what (date|year|month|day))\b|什么时候|何时|哪一?年|哪一?天|几月|几号|日期", re.I)
 
 
+_ASKS_NAME = re.compile(r"^\s*(who|whom|which (company|companies|enterprise|enterprises|soe|soes|firm|supplier|"
+                        r"vendor|bank|person|people|leader|official|partner))\b|\bwhat are the names\b", re.I)
+
+
 def answers_question_type(question: str, answer: str) -> bool:
-    """A 'how many/how much' question needs a number in the answer, a 'when' question a date;
-    a fluent sentence without one is not an answer (it usually restates a related fact)."""
+    """A 'how many/how much' question needs a number in the answer, a 'when' question a date, a 'who/which
+    company' question a name the question did not already give; a fluent sentence without one is not an
+    answer (it usually restates a related fact)."""
+    text = MARKER.sub("", answer)
     if _ASKS_QUANTITY.search(question) or _ASKS_DATE.search(question):
-        return bool(extract_quantities(answer))
+        return bool(extract_quantities(text))
+    if _ASKS_NAME.search(question) and detect_language(text) == "en":
+        asked = question.lower()
+        return any(not re.search(r"(?<![a-z])" + re.escape(n.lower()) + r"(?![a-z])", asked) for n in _names(text))
     return True
 
 
@@ -150,16 +160,22 @@ def premise_gaps(question: str, passages: list[str]) -> list[str]:
             if not any(same_value(q.value, v) for v in values)]
 
 
-def lexical_coverage(claim: str, passage: str, question: str) -> float:
-    """Share of the claim's content words found in the passage (or the question), 0 if none in the passage."""
-    words = {t for t in tokenize(claim) if not t.replace(".", "").replace(",", "").isdigit()}
-    words = {w for w in words if not ("\u3400" <= w[0] <= "\u9fff")}
+def content_words(text: str) -> set[str]:
+    """Latin content words of a sentence (stemmed), without numbers and Chinese."""
+    words = {t for t in tokenize(text) if not t.replace(".", "").replace(",", "").isdigit()}
+    return {w for w in words if not ("\u3400" <= w[0] <= "\u9fff")}
+
+
+def lexical_coverage(claim: str, passage: str) -> float:
+    """Share of the claim's content words found in the passage."""
+    words = content_words(claim)
     if not words:
         return 0.0
-    in_passage = words & set(tokenize(passage))
-    if not in_passage:
-        return 0.0
-    return len(words & (set(tokenize(passage)) | set(tokenize(question)))) / len(words)
+    return len(words & set(tokenize(passage))) / len(words)
+
+
+def has_checkable_fact(claim: str) -> bool:
+    return bool(extract_quantities(claim) or _names(claim))
 
 
 def verify_citations(
@@ -170,6 +186,7 @@ def verify_citations(
     *,
     min_lexical: float = 0.6,
     min_similarity: float = 0.5,
+    min_similarity_cross: float = 0.3,
 ) -> Verification:
     if is_refusal(answer):
         return Verification(answer="", passages=[], refused=True)
@@ -185,10 +202,14 @@ def verify_citations(
         reason = check_facts(claim.text, texts, question)
         if reason:
             return False, reason, 0.0
-        lex = max(lexical_coverage(claim.text, t, question) for t in texts)
+        if not content_words(claim.text) and has_checkable_fact(claim.text):
+            return True, "", 1.0  # a bare "49." or "He Qing.": its facts were found in the passage
+        lex = max(lexical_coverage(claim.text, t) for t in texts)
         sim = max(float(sims[i, col[n]]) for n in ns)
         english = detect_language(claim.text) == "en"
-        if (english and lex >= min_lexical) or sim >= min_similarity:
+        # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
+        floor = min_similarity if english else min_similarity_cross
+        if (english and lex >= min_lexical) or sim >= floor:
             return True, "", sim + (lex if english else 0.0)
         return False, f"meaning not supported (word coverage {lex:.2f}, similarity {sim:.2f})", 0.0
 

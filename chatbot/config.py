@@ -56,13 +56,14 @@ class Settings(BaseSettings):
     # Retrieval
     top_k: int = 4
     candidate_k: int = 12
-    evidence_sentences: int = 4
-    evidence_token_budget: int = 420
+    evidence_sentences: int = 3
+    evidence_token_budget: int = 340
     relevance_floor: float = 0.12
     translate_queries: bool = False
     sentence_dense: bool = True
     min_lexical_support: float = 0.6
     min_semantic_support: float = 0.5
+    min_semantic_support_cross: float = 0.3
     keyword_weight: float = 1.0
 
     # Generation
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     llm_model: str = "packaged:qwen2.5-coder-1.5b"
     llm_threads: int = 2
     llm_context: int = 4096
-    max_answer_tokens: int = 160
+    max_answer_tokens: int = 100
     hosted_base_url: str | None = None
     hosted_model: str = "gpt-4o-mini"
     hosted_api_key: str | None = None

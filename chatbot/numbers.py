@@ -90,7 +90,7 @@ def extract_quantities(text: str) -> list[Quantity]:
             value *= ZH_BIG[scale]
         elif scale == "千":
             value *= 1000
-        add(value, bool(m.group("pct")), m.start(), m.end())
+        add(value, bool(m.group("pct")), m.start(), m.start() + len(m.group(0).rstrip()))
     for m in _ZH_NUM.finditer(text):
         n = _zh_to_int(m.group("num"))
         if n is None:

@@ -34,3 +34,13 @@ def answer_messages(sources: list[str], question: str, premise_gaps: Sequence[st
 
 def translate_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": read("translate_system.txt")}, {"role": "user", "content": question}]
+
+
+def translate_answer_messages(answer: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": read("translate_answer_system.txt")}, {"role": "user", "content": answer}]
+
+
+def premise_correction(language: str, values: Sequence[str], quote: str) -> str:
+    templates = json.loads(read("premise_correction.json"))
+    sep = "、" if language == "zh" else ", "
+    return templates.get(language, templates["en"]).format(values=sep.join(values), quote=quote)

@@ -59,6 +59,11 @@ def _load_sentences(path: Path) -> _SentenceTable:
     return _SentenceTable(vectors, row)
 
 
+def require_index(settings: Settings) -> None:
+    if not all((settings.index_dir / name).is_file() for name in (CATALOG, KEYWORD, SENTENCES)):
+        raise IndexMissing(str(settings.index_dir))
+
+
 class HybridRetriever:
     """Dense retrieval in every configured embedder's Chroma collection plus BM25, fused by reciprocal rank."""
 
@@ -66,8 +71,7 @@ class HybridRetriever:
         self.settings = settings
         self.embedders = embedders
         index_dir = settings.index_dir
-        if not (index_dir / CATALOG).is_file():
-            raise IndexMissing(str(index_dir))
+        require_index(settings)
         catalog = json.loads((index_dir / CATALOG).read_text(encoding="utf-8"))
         self.documents = {
             doc_id: DocInfo(doc_id, meta["title"], meta["source"]) for doc_id, meta in catalog["documents"].items()

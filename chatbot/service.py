@@ -9,13 +9,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from chatbot import prompts
-from chatbot.citations import Passage, answers_question_type, premise_gaps, verify_citations
+from chatbot.citations import MARKER as MARKER_RE
+from chatbot.citations import (
+    Passage,
+    Verification,
+    answers_question_type,
+    premise_gaps,
+    verify_citations,
+)
+from chatbot.numbers import extract_quantities, same_value
 from chatbot.config import Settings
 from chatbot.corpus import detect_language
 from chatbot.embeddings import Embedders, load_embedders
 from chatbot.errors import EmptyQuestion, QuestionTooLong
 from chatbot.llm import LLM, load_llm
-from chatbot.retrieval import HybridRetriever, Retrieved
+from chatbot.retrieval import HybridRetriever, Retrieved, require_index
 from chatbot.schemas import Answer, Citation
 
 
@@ -24,6 +32,13 @@ class Token:
     """A piece of the answer as the model writes it (before verification)."""
 
     text: str
+
+
+@dataclass
+class Retrieval:
+    """What retrieval found, before generation starts (the eval suite scores it)."""
+
+    retrieved: Retrieved
 
 
 @dataclass
@@ -63,20 +78,20 @@ class ChatService:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ChatService:
         settings = settings or Settings()
+        require_index(settings)  # before loading any model: a missing index is the commonest first mistake
         embedders = load_embedders(settings)
         retriever = HybridRetriever(settings, embedders)
         llm = load_llm(settings)
-        # A second llama.cpp context on the same (memory-mapped) weights, so translating a Chinese question
-        # does not evict the answer prompt's cached prefix.
-        translator = load_llm(settings) if settings.translate_queries and settings.llm_backend == "local" else llm
-        return cls(settings, embedders=embedders, retriever=retriever, llm=llm,
-                   translator=translator if settings.translate_queries else None)
+        # A second llama.cpp context on the same (memory-mapped) weights, so translating does not evict the
+        # answer prompt's cached prefix.
+        translator = load_llm(settings) if settings.llm_backend == "local" else llm
+        return cls(settings, embedders=embedders, retriever=retriever, llm=llm, translator=translator)
 
     def warmup(self) -> None:
         """Evaluate the fixed prompt prefixes once, so the first user does not pay for them."""
         list(self.llm.stream(prompts.answer_messages(["(warm-up)"], "(warm-up)"), max_tokens=1))
         if self.translator is not None:
-            list(self.translator.stream(prompts.translate_messages("你好"), max_tokens=1))
+            list(self.translator.stream(prompts.translate_answer_messages("Hello [1]."), max_tokens=1))
 
     def validate(self, question: str | None) -> str:
         question = (question or "").strip()
@@ -87,10 +102,26 @@ class ChatService:
         return question
 
     def translate(self, question: str) -> str | None:
-        if self.translator is None or detect_language(question) != "zh":
+        """English translation of a Chinese question for retrieval (off by default: measured no gain)."""
+        if not self.settings.translate_queries or self.translator is None or detect_language(question) != "zh":
             return None
         text = "".join(self.translator.stream(prompts.translate_messages(question), max_tokens=80))
         return text.strip().splitlines()[0].strip() if text.strip() else None
+
+    def to_chinese(self, answer: str) -> str | None:
+        """The verified English answer in Chinese, or None when the translation changed a number or lost a
+        citation marker (then the verified English answer is shown rather than an unchecked one)."""
+        llm = self.translator or self.llm
+        text = "".join(llm.stream(prompts.translate_answer_messages(answer), max_tokens=200)).strip()
+        if not text or detect_language(text) != "zh":
+            return None
+        if sorted(MARKER_RE.findall(text)) != sorted(MARKER_RE.findall(answer)):
+            return None
+        ours = [q.value for q in extract_quantities(MARKER_RE.sub("", answer))]
+        theirs = [q.value for q in extract_quantities(MARKER_RE.sub("", text))]
+        if not all(any(same_value(a, b) for b in theirs) for a in ours):
+            return None
+        return text
 
     def ask(self, question: str, *, id: str | None = None, top_k: int | None = None) -> Answer:
         final = None
@@ -102,7 +133,7 @@ class ChatService:
 
     def ask_stream(
         self, question: str, *, id: str | None = None, top_k: int | None = None
-    ) -> Iterator[Token | Final]:
+    ) -> Iterator[Token | Retrieval | Final]:
         t0 = time.perf_counter()
         question = self.validate(question)
         language = detect_language(question)
@@ -113,6 +144,7 @@ class ChatService:
         t_r = time.perf_counter()
         retrieved = self.retriever.retrieve(question, top_k=top_k, translation=translation)
         timings["retrieve"] = _ms(t_r)
+        yield Retrieval(retrieved)
         if not retrieved.relevant:
             timings["total"] = _ms(t0)
             yield Final(self._refusal(id, question, language, timings))
@@ -121,7 +153,8 @@ class ChatService:
         passages = [Passage(i, e.doc_id, e.start, e.end, e.text, e.score)
                     for i, e in enumerate(retrieved.evidence, 1)]
         texts = [p.text for p in passages]
-        messages = prompts.answer_messages(texts, question, premise_gaps(question, texts))
+        gaps = premise_gaps(question, texts)
+        messages = prompts.answer_messages(texts, question, gaps)
         t_g = time.perf_counter()
         pieces: list[str] = []
         for piece in self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens):
@@ -135,23 +168,46 @@ class ChatService:
         check = verify_citations(
             "".join(pieces), passages, question, self.similarity,
             min_lexical=self.settings.min_lexical_support, min_similarity=self.settings.min_semantic_support,
+            min_similarity_cross=self.settings.min_semantic_support_cross,
         )
         timings["verify"] = _ms(t_v)
-        timings["total"] = _ms(t0)
         if not check.refused and not answers_question_type(question, check.answer):
             # Verified but beside the point: a number was asked for and none was given.
             check.refused = True
             check.unsupported = [*check.unsupported, check.answer]
+        if check.refused and gaps:
+            correction = self._premise_correction(language, gaps, passages)
+            if correction is not None:
+                check = correction
         if check.refused:
+            timings["total"] = _ms(t0)
             answer = self._refusal(id, question, language, timings)
             answer.unsupported = check.unsupported
             yield Final(answer)
             return
+        text = check.answer
+        if language == "zh" and detect_language(text) == "en":
+            t_t = time.perf_counter()
+            text = self.to_chinese(check.answer) or check.answer
+            timings["translate_answer"] = _ms(t_t)
+        timings["total"] = _ms(t0)
         yield Final(Answer(
-            id=id, question=question, answer=check.answer, refused=False, language=language,
+            id=id, question=question, answer=text, refused=False, language=language,
             citations=[self._citation(p, retrieved) for p in check.passages],
             unsupported=check.unsupported, timings_ms=timings,
         ))
+
+    @staticmethod
+    def _premise_correction(language: str, gaps: list[str], passages: list[Passage]) -> Verification | None:
+        """The question states a number no source has, and the model gave no verified answer: quote the
+        best-ranked evidence sentence that does state a number, so the user sees the documents' fact."""
+        with_numbers = [p for p in passages if extract_quantities(p.text)]
+        if not with_numbers:
+            return None
+        best = max(with_numbers, key=lambda p: p.score)
+        text = prompts.premise_correction(language, gaps, best.text)
+        return Verification(answer=text, passages=[Passage(1, best.doc_id, best.start, best.end, best.text,
+                                                           best.score)])
 
     def _citation(self, p: Passage, retrieved: Retrieved) -> Citation:
         doc = self.retriever.documents.get(p.doc_id)

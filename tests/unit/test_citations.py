@@ -1,0 +1,89 @@
+import numpy as np
+
+from chatbot.citations import (
+    Passage,
+    answers_question_type,
+    check_facts,
+    is_refusal,
+    parse_answer,
+    premise_gaps,
+    verify_citations,
+)
+from tests.fakes import FakeEmbedder
+
+P1 = Passage(1, "d", 0, 80, "China Taiping Insurance is building 1.05 million high-quality insurance data instructions.")
+P2 = Passage(2, "d", 81, 160, "Shanghai Electric is establishing a high-quality computing power supply.")
+P3 = Passage(3, "d", 161, 260, "Representatives from 11 municipal state-owned enterprises jointly launched the initiative.")
+
+
+class FakeSimilarity:
+    def __init__(self) -> None:
+        self.e = FakeEmbedder("use")
+
+    def __call__(self, claims, passages):
+        return self.e.embed_documents(claims) @ self.e.embed_documents(passages).T
+
+
+def verify(answer, question="q", passages=(P1, P2, P3)):
+    return verify_citations(answer, list(passages), question, FakeSimilarity())
+
+
+def test_markers_are_parsed_per_sentence():
+    parsed = parse_answer("Eleven enterprises launched it [3]. Taiping built 1.05 million instructions [1][2].")
+    assert [c.markers for c in parsed] == [[3], [1, 2]]
+    assert parsed[0].text == "Eleven enterprises launched it."
+    assert parse_answer("它由11家企业发起[3]。")[0].markers == [3]
+    assert parse_answer("Both [1, 2].")[0].markers == [1, 2]
+
+
+def test_supported_sentence_keeps_its_citation_and_markers_are_renumbered():
+    v = verify("Representatives from 11 municipal enterprises jointly launched the initiative [3].")
+    assert not v.refused and v.unsupported == []
+    assert v.answer == "Representatives from 11 municipal enterprises jointly launched the initiative [1]."
+    assert [(p.n, p.start) for p in v.passages] == [(1, 161)]
+
+
+def test_sentence_cited_to_the_wrong_passage_is_reattributed():
+    v = verify("China Taiping Insurance is building 1.05 million insurance data instructions [2].")
+    assert v.sentences[0].reattributed and v.sentences[0].cited == [1]
+    assert v.passages[0].text == P1.text and v.answer.endswith("[1].")
+
+
+def test_unsupported_sentence_is_removed_and_listed():
+    v = verify("China Taiping is building 1.05 million instructions [1]. The budget is 3 billion yuan [1].")
+    assert v.unsupported == ["The budget is 3 billion yuan."]
+    assert "3 billion" not in v.answer and v.answer.startswith("China Taiping")
+
+
+def test_nothing_supported_means_refusal():
+    v = verify("Paris is the capital of France [1].")
+    assert v.refused and v.answer == "" and v.unsupported == ["Paris is the capital of France."]
+
+
+def test_number_and_name_mismatches_are_detected():
+    assert "number" in check_facts("Taiping built 1.5 million instructions.", [P1.text], "q")
+    assert check_facts("Taiping built 1,050,000 instructions.", [P1.text], "q") == ""
+    assert check_facts("太平构建了105万条指令。", [P1.text], "q") == ""
+    assert "name" in check_facts("Ping An Insurance built 1.05 million instructions.", [P1.text], "q")
+
+
+def test_a_false_premise_number_may_be_named_when_negated():
+    q = "Why did 20 municipal SOEs launch the initiative?"
+    assert premise_gaps(q, [P3.text]) == ["20"]
+    v = verify("It was 11 municipal state-owned enterprises, not 20, that jointly launched the initiative [3].", q)
+    assert not v.refused
+    v = verify("20 municipal state-owned enterprises jointly launched the initiative [3].", q)
+    assert v.refused
+
+
+def test_refusals_and_answer_types_are_recognised():
+    assert is_refusal("The documents do not say.") and is_refusal("文件中没有相关信息。")
+    assert not is_refusal("Eleven enterprises launched it [1].")
+    assert not answers_question_type("How much did it cost?", "Shanghai Electric builds computing power [1].")
+    assert answers_question_type("多少家企业参与？", "共有11家企业参与[1]。")
+    assert answers_question_type("Who launched it?", "He Qing launched it [1].")
+
+
+def test_similarity_matrix_shape_is_claims_by_passages():
+    sims = FakeSimilarity()(["a b", "c"], ["a", "b", "c"])
+    assert isinstance(sims, np.ndarray) and sims.shape == (2, 3)

@@ -106,6 +106,11 @@ def _names(sentence: str) -> list[str]:
     return names
 
 
+def names_in(text: str) -> list[str]:
+    """Capitalised names in an English text (without sentence-initial function words)."""
+    return _names(MARKER.sub("", text))
+
+
 def check_facts(claim: str, passages: list[str], question: str) -> str:
     """'' when every number and name in the claim is in the passages; otherwise what is missing."""
     joined = " ".join(passages)
@@ -138,6 +143,16 @@ _ASKS_DATE = re.compile(r"\b(when|what (date|year|month|day))\b|什么时候|何
 
 _ASKS_NAME = re.compile(r"^\s*(who|whom|which (company|companies|enterprise|enterprises|soe|soes|firm|supplier|"
                         r"vendor|bank|person|people|leader|official|partner))\b|\bwhat are the names\b", re.I)
+
+
+_ASKS_SEVERAL = re.compile(
+    r"\b(which (companies|enterprises|soes|areas|fields|aspects|three|two)|what are|list|both|each|two|three|"
+    r"four|five)\b|哪些|哪几|分别|[两三四五][个大项家条]|？.+？", re.IGNORECASE)
+
+
+def asks_for_several(question: str) -> bool:
+    """Lists, "which companies", two-part questions: they need evidence from more than a few sentences."""
+    return bool(_ASKS_SEVERAL.search(question))
 
 
 def answers_question_type(question: str, answer: str) -> bool:
@@ -174,6 +189,17 @@ def lexical_coverage(claim: str, passage: str) -> float:
     return len(words & set(tokenize(passage))) / len(words)
 
 
+def restates(claim: str, question: str) -> bool:
+    """Every content word, number and name of the claim is already in the question: nothing was answered."""
+    if detect_language(claim) != "en" or detect_language(question) != "en":
+        return False
+    q_words = set(tokenize(question))
+    q_values = [q.value for q in extract_quantities(question)]
+    new_words = content_words(claim) - q_words
+    new_values = [q for q in extract_quantities(claim) if not any(same_value(q.value, v) for v in q_values)]
+    return not new_words and not new_values
+
+
 def has_checkable_fact(claim: str) -> bool:
     return bool(extract_quantities(claim) or _names(claim))
 
@@ -204,6 +230,8 @@ def verify_citations(
             return False, reason, 0.0
         if not content_words(claim.text) and has_checkable_fact(claim.text):
             return True, "", 1.0  # a bare "49." or "He Qing.": its facts were found in the passage
+        if restates(claim.text, question):
+            return False, "restates the question without answering it", 0.0
         lex = max(lexical_coverage(claim.text, t) for t in texts)
         sim = max(float(sims[i, col[n]]) for n in ns)
         english = detect_language(claim.text) == "en"

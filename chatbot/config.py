@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     top_k: int = 4
     candidate_k: int = 12
     evidence_sentences: int = 3
+    evidence_sentences_many: int = 5
     evidence_token_budget: int = 340
     relevance_floor: float = 0.12
     translate_queries: bool = False

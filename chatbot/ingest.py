@@ -20,7 +20,7 @@ from chatbot.store import ChromaStore, chroma_client
 CATALOG = "catalog.json"
 KEYWORD = "keyword.json"
 SENTENCES = "sentences.npz"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # bump when chunking or keyword tokenisation changes: forces a rebuild
 
 
 @dataclass
@@ -75,7 +75,8 @@ def build_index(
 
     stored = [store.doc_hashes() for store in stores.values()]
     current = {d.doc_id: d for d in scan.documents}
-    sidecars_ok = all((index_dir / f).is_file() for f in (CATALOG, KEYWORD, SENTENCES))
+    sidecars_ok = all((index_dir / f).is_file() for f in (CATALOG, KEYWORD, SENTENCES)) and _catalog_version(
+        index_dir) == INDEX_VERSION
     to_index = []
     for doc in scan.documents:
         state = {h.get(doc.doc_id) for h in stored}
@@ -135,6 +136,13 @@ def build_index(
     summary.chunks = len(chunks_all)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _catalog_version(index_dir: Path) -> int | None:
+    try:
+        return int(json.loads((index_dir / CATALOG).read_text(encoding="utf-8")).get("version", 0))
+    except (OSError, ValueError):
+        return None
 
 
 def _load_sentence_vectors(path: Path) -> dict[str, dict[str, np.ndarray]]:

@@ -19,8 +19,15 @@ _LATIN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 
 
+IRREGULAR = {"said": "say", "says": "say", "made": "make", "built": "build", "held": "hold", "took": "take",
+             "gave": "give", "went": "go", "led": "lead", "set": "set", "began": "begin", "brought": "bring",
+             "chose": "choose", "chosen": "choose", "spent": "spend", "won": "win", "met": "meet"}
+
+
 def stem(word: str) -> str:
     """A light English stemmer: enough to match plurals and verb forms."""
+    if word in IRREGULAR:
+        return IRREGULAR[word]
     for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             return word[: len(word) - len(suffix)] + repl

@@ -37,7 +37,12 @@ def translate_messages(question: str) -> list[dict[str, str]]:
 
 
 def translate_answer_messages(answer: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": read("translate_answer_system.txt")}, {"role": "user", "content": answer}]
+    messages = [{"role": "system", "content": read("translate_answer_system.txt")}]
+    for example in json.loads(read("translate_answer_examples.json")):
+        messages.append({"role": "user", "content": example["user"]})
+        messages.append({"role": "assistant", "content": example["assistant"]})
+    messages.append({"role": "user", "content": answer})
+    return messages
 
 
 def premise_correction(language: str, values: Sequence[str], quote: str) -> str:

@@ -83,7 +83,10 @@ class HybridRetriever:
         self.sentences = _load_sentences(index_dir / SENTENCES)
         self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in next(iter(self.stores.values())).all_chunks()}
 
-    def retrieve(self, question: str, *, top_k: int | None = None, translation: str | None = None) -> Retrieved:
+    def retrieve(
+        self, question: str, *, top_k: int | None = None, translation: str | None = None,
+        evidence_sentences: int | None = None,
+    ) -> Retrieved:
         """Fuse every ranked list (each embedder and BM25, for the question and its English translation)."""
         s = self.settings
         top_k = s.top_k if top_k is None else top_k
@@ -117,7 +120,7 @@ class HybridRetriever:
                   for cid, sc in ranked]
         t_search = time.perf_counter()
 
-        evidence, best_sim = self._select_evidence(queries, chunks, query_vectors)
+        evidence, best_sim = self._select_evidence(queries, chunks, query_vectors, evidence_sentences)
         t_end = time.perf_counter()
         return Retrieved(
             language=language, chunks=chunks, evidence=evidence, best_similarity=best_sim,
@@ -151,7 +154,8 @@ class HybridRetriever:
         return vectors
 
     def _select_evidence(
-        self, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]]
+        self, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]],
+        limit: int | None = None,
     ) -> tuple[list[Evidence], float]:
         """Rank the sentences of the retrieved chunks; keep the best few within the prompt budget.
 
@@ -189,10 +193,11 @@ class HybridRetriever:
                 candidates[key] = Evidence(doc_id=chunk.doc_id, start=sent.start, end=sent.end, text=text,
                                            score=score)
         chosen: list[Evidence] = []
-        budget = self.settings.evidence_token_budget
+        limit = self.settings.evidence_sentences if limit is None else limit
+        budget = self.settings.evidence_token_budget * limit / self.settings.evidence_sentences
         for ev in sorted(candidates.values(), key=lambda e: -e.score):
             cost = _token_estimate(ev.text)
-            if len(chosen) >= self.settings.evidence_sentences:
+            if len(chosen) >= limit:
                 break
             if chosen and cost > budget:
                 continue

@@ -14,6 +14,8 @@ from chatbot.citations import (
     Passage,
     Verification,
     answers_question_type,
+    asks_for_several,
+    names_in,
     premise_gaps,
     verify_citations,
 )
@@ -121,6 +123,9 @@ class ChatService:
         theirs = [q.value for q in extract_quantities(MARKER_RE.sub("", text))]
         if not all(any(same_value(a, b) for b in theirs) for a in ours):
             return None
+        # Names must survive: a transliteration guessed by the model is worse than the English name.
+        if any(name.lower() not in text.lower() for name in names_in(answer)):
+            return None
         return text
 
     def ask(self, question: str, *, id: str | None = None, top_k: int | None = None) -> Answer:
@@ -142,7 +147,12 @@ class ChatService:
         if translation is not None:
             timings["translate"] = _ms(t0)
         t_r = time.perf_counter()
-        retrieved = self.retriever.retrieve(question, top_k=top_k, translation=translation)
+        # Questions asking for several things (lists, two-part questions) get more evidence sentences.
+        many = asks_for_several(question)
+        retrieved = self.retriever.retrieve(
+            question, top_k=top_k, translation=translation,
+            evidence_sentences=self.settings.evidence_sentences_many if many else None,
+        )
         timings["retrieve"] = _ms(t_r)
         yield Retrieval(retrieved)
         if not retrieved.relevant:

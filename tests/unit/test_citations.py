@@ -87,3 +87,15 @@ def test_refusals_and_answer_types_are_recognised():
 def test_similarity_matrix_shape_is_claims_by_passages():
     sims = FakeSimilarity()(["a b", "c"], ["a", "b", "c"])
     assert isinstance(sims, np.ndarray) and sims.shape == (2, 3)
+
+
+def test_a_sentence_that_only_restates_the_question_is_not_an_answer():
+    q = "What did Cheng Peng say at the AI+ forum?"
+    p = Passage(1, "d", 0, 90, "Cheng Peng, Secretary of the Party Committee, attended the AI+ forum and spoke.")
+    v = verify_citations("Cheng Peng said at the AI+ forum [1].", [p], q, FakeSimilarity())
+    assert v.refused and "restates" in v.sentences[0].reason
+
+
+def test_a_bare_fact_answer_is_supported_by_the_passage_that_states_it():
+    v = verify("11 [3].", "How many enterprises launched it?")
+    assert not v.refused and v.answer == "11 [1]."

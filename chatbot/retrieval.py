@@ -14,7 +14,7 @@ from chatbot.corpus import detect_language
 from chatbot.embeddings import Embedders
 from chatbot.errors import IndexMissing
 from chatbot.ingest import CATALOG, KEYWORD, SENTENCES, open_stores
-from chatbot.keyword import BM25Index, tokenize
+from chatbot.keyword import BM25Index, bridge_tokens, tokenize
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
 
 RRF_K = 60
@@ -120,14 +120,40 @@ class HybridRetriever:
                   for cid, sc in ranked]
         t_search = time.perf_counter()
 
-        evidence, best_sim = self._select_evidence(queries, chunks, query_vectors, evidence_sentences)
+        evidence, best = self._select_evidence(queries, chunks, query_vectors, evidence_sentences)
         t_end = time.perf_counter()
+        multi = self.embedders.multilingual
+        best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)
         return Retrieved(
             language=language, chunks=chunks, evidence=evidence, best_similarity=best_sim,
-            relevant=bool(evidence) and best_sim >= s.relevance_floor,
+            relevant=bool(evidence) and self._relevant(question, language, chunks, best),
             timings_ms={"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000,
                         "evidence": (t_end - t_search) * 1000},
         )
+
+    def _relevant(self, question: str, language: str, chunks: list[ScoredChunk], best: dict[str, float]) -> bool:
+        """The relevance floor. No single signal separates off-topic questions from on-topic ones (measured on
+        the eval set and a list of off-topic questions), so any one of three suffices:
+        - the English embedder's best sentence cosine (English questions), or the multilingual one's;
+        - the share of the question's words found in the retrieved chunks;
+        - for Chinese questions, a "bridge" match: a transliterated name or a number that the chunks contain."""
+        s = self.settings
+        multi = self.embedders.multilingual
+        if multi is not None and best.get(multi.name, 0.0) >= s.relevance_floor:
+            return True
+        if language == "en" and best.get(self.embedders.primary.name, 0.0) >= s.relevance_floor_english:
+            return True
+        chunk_tokens: set[str] = set()
+        for sc in chunks:
+            chunk_tokens.update(tokenize(sc.chunk.text))
+            chunk_tokens.update(bridge_tokens(sc.chunk.text))
+        words = {t for t in tokenize(question) if not ("\u3400" <= t[0] <= "\u9fff")}
+        if words and len(words & chunk_tokens) / len(words) >= s.relevance_min_word_share:
+            return True
+        if language != "en":
+            bridges = {t for t in bridge_tokens(question) if t.startswith("#") or len(t) >= 5}
+            return bool(bridges & chunk_tokens)
+        return False
 
     def _sentence_ranked_chunks(self, name: str, vec: np.ndarray, k: int) -> list[str]:
         """Chunks ranked by their best sentence: a long chunk's single vector dilutes one relevant sentence."""
@@ -156,17 +182,17 @@ class HybridRetriever:
     def _select_evidence(
         self, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]],
         limit: int | None = None,
-    ) -> tuple[list[Evidence], float]:
+    ) -> tuple[list[Evidence], dict[str, float]]:
         """Rank the sentences of the retrieved chunks; keep the best few within the prompt budget.
 
         A sentence's score is its best weighted cosine over the query texts, plus word overlap with the
-        question and a small bonus for the rank of its chunk. Also returns the best multilingual cosine
-        of any candidate sentence: the relevance floor is tested on it."""
+        question and a small bonus for the rank of its chunk. Also returns each embedder's best cosine over
+        the candidate sentences: the relevance floor is tested on them."""
         multi = self.embedders.multilingual
         sim_name = multi.name if multi is not None else self.embedders.primary.name
         q_terms: set[str] = set().union(*(tokenize(q) for q in queries))
         candidates: dict[tuple[str, int], Evidence] = {}
-        best_sim = 0.0
+        best: dict[str, float] = {}
         for rank, sc in enumerate(chunks):
             chunk = sc.chunk
             vecs = self.sentences.vectors.get(chunk.doc_id, {})
@@ -184,8 +210,7 @@ class HybridRetriever:
                             if name in vecs:
                                 cos = float(vecs[name][i] @ vec)
                                 dense += cos if name == sim_name else 0.5 * cos
-                                if name == sim_name:
-                                    best_sim = max(best_sim, cos)
+                                best[name] = max(best.get(name, 0.0), cos)
                         score = max(score, dense)
                 if q_terms:
                     score += 0.15 * len(q_terms & set(tokenize(text))) / len(q_terms)
@@ -203,7 +228,7 @@ class HybridRetriever:
                 continue
             chosen.append(ev)
             budget -= cost
-        return sorted(chosen, key=lambda e: (e.doc_id, e.start)), best_sim
+        return sorted(chosen, key=lambda e: (e.doc_id, e.start)), best
 
 
 def _token_estimate(text: str) -> int:

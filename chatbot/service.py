@@ -15,14 +15,16 @@ from chatbot.citations import (
     Verification,
     answers_question_type,
     asks_for_several,
-    names_in,
+    names_preserved,
+    protect_for_translation,
+    restore_translation,
     premise_gaps,
     verify_citations,
 )
 from chatbot.numbers import extract_quantities, same_value
 from chatbot.config import Settings
 from chatbot.corpus import detect_language
-from chatbot.embeddings import Embedders, load_embedders
+from chatbot.embeddings import Embedders, common_english_words, load_embedders
 from chatbot.errors import EmptyQuestion, QuestionTooLong
 from chatbot.llm import LLM, load_llm
 from chatbot.retrieval import HybridRetriever, Retrieved, require_index
@@ -76,6 +78,7 @@ class ChatService:
         self.llm = llm
         self.translator = translator
         self.similarity = EmbeddingSimilarity(embedders)
+        self.common_words = common_english_words()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ChatService:
@@ -114,17 +117,23 @@ class ChatService:
         """The verified English answer in Chinese, or None when the translation changed a number or lost a
         citation marker (then the verified English answer is shown rather than an unchecked one)."""
         llm = self.translator or self.llm
-        text = "".join(llm.stream(prompts.translate_answer_messages(answer), max_tokens=200)).strip()
+        protected, slots = protect_for_translation(answer, self.common_words)
+        text = "".join(llm.stream(prompts.translate_answer_messages(protected), max_tokens=200)).strip()
         if not text or detect_language(text) != "zh":
+            return None
+        text = restore_translation(text, slots)
+        if text is None:
             return None
         if sorted(MARKER_RE.findall(text)) != sorted(MARKER_RE.findall(answer)):
             return None
-        ours = [q.value for q in extract_quantities(MARKER_RE.sub("", answer))]
-        theirs = [q.value for q in extract_quantities(MARKER_RE.sub("", text))]
-        if not all(any(same_value(a, b) for b in theirs) for a in ours):
-            return None
+        ours = extract_quantities(MARKER_RE.sub("", answer))
+        theirs = extract_quantities(MARKER_RE.sub("", text))
+        for q in ours:  # every number kept, with its "more than"/"less than"
+            if not any(same_value(q.value, t.value) and (q.qualifier not in ("gt", "lt") or t.qualifier == q.qualifier)
+                       for t in theirs):
+                return None
         # Names must survive: a transliteration guessed by the model is worse than the English name.
-        if any(name.lower() not in text.lower() for name in names_in(answer)):
+        if not names_preserved(answer, text, self.common_words):
             return None
         return text
 
@@ -185,7 +194,9 @@ class ChatService:
             # Verified but beside the point: a number was asked for and none was given.
             check.refused = True
             check.unsupported = [*check.unsupported, check.answer]
-        if check.refused and gaps:
+        # A question built on a number no source states needs that number corrected: an answer that does
+        # not state any number has not done so.
+        if gaps and (check.refused or not extract_quantities(MARKER_RE.sub("", check.answer))):
             correction = self._premise_correction(language, gaps, passages)
             if correction is not None:
                 check = correction

@@ -13,8 +13,9 @@ from chatbot.ingest import build_index
 from chatbot.service import ChatService
 
 REPO = Path(__file__).resolve().parents[2]
-# The issue allows the 0.5B model here for speed; CHATBOT_TEST_LLM picks another packaged model or a GGUF path.
-TEST_LLM = os.environ.get("CHATBOT_TEST_LLM", "packaged:qwen2.5-coder-0.5b")
+# The default 1.5B: the 0.5B is faster but too erratic for assertions about answers (measured: it refused
+# "How many enterprises launched the initiative?" in one of two runs). CHATBOT_TEST_LLM picks another model.
+TEST_LLM = os.environ.get("CHATBOT_TEST_LLM", "packaged:qwen2.5-coder-1.5b")
 
 
 @pytest.fixture(scope="session")

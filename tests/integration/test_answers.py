@@ -33,9 +33,11 @@ def test_a_chinese_question_gets_a_cited_chinese_answer(real_service, doc_text):
     assert any("1.05 million" in c.text for c in a.citations)
 
 
-def test_a_question_the_documents_cannot_answer_is_refused(real_service):
-    a = real_service.ask("Who won the 2022 FIFA World Cup?")
-    assert a.refused and a.citations == [] and "don't contain" in a.answer
+@pytest.mark.parametrize("question", ["Who won the 2022 FIFA World Cup?", "法国的首都是哪里？"])
+def test_a_question_the_documents_cannot_answer_is_refused(real_service, question):
+    a = real_service.ask(question)
+    assert a.refused and a.citations == [], a
+    assert ("don't contain" in a.answer) if a.language == "en" else a.answer.startswith("文件中没有")
 
 
 def test_a_plausible_but_unanswerable_question_is_refused(real_service):
@@ -43,6 +45,10 @@ def test_a_plausible_but_unanswerable_question_is_refused(real_service):
     assert a.refused, a
 
 
-def test_a_false_premise_is_corrected_or_refused_never_repeated(real_service):
+def test_a_false_premise_is_corrected_never_repeated(real_service, doc_text):
     a = real_service.ask("Why did 20 municipal state-owned enterprises launch the initiative?")
-    assert not form_present("20", a.answer), a.answer
+    assert not a.refused, a
+    assert form_present("11", a.answer), a.answer  # the documents' fact
+    if form_present("20", a.answer):  # 20 may only appear as what the documents do not say
+        assert "not" in a.answer.lower() or "没有" in a.answer, a.answer
+    assert_exact_spans(a, doc_text)

@@ -24,7 +24,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def hosted_url(real_settings):
     port = free_port()
-    model = resolve_model_path("packaged:qwen2.5-coder-0.5b", real_settings.cache_dir)
+    model = resolve_model_path(real_settings.llm_model, real_settings.cache_dir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
          "--n_threads", "2", "--chat_format", "chatml", "--n_ctx", "4096"],

@@ -99,3 +99,31 @@ def test_a_sentence_that_only_restates_the_question_is_not_an_answer():
 def test_a_bare_fact_answer_is_supported_by_the_passage_that_states_it():
     v = verify("11 [3].", "How many enterprises launched it?")
     assert not v.refused and v.answer == "11 [1]."
+
+
+def test_translated_names_must_spell_the_english_name():
+    from chatbot.citations import names_preserved
+
+    common = frozenset({"china", "insurance", "securities", "he", "qing", "cheng", "peng", "shanghai", "electric"})
+    en = "Guotai Junan Securities promotes the All in AI strategy [1]."
+    assert names_preserved(en, "国泰君安证券推进All in AI战略[1]。", common)
+    assert not names_preserved(en, "国投中粮证券推进All in AI战略[1]。", common)
+    assert names_preserved("He Qing launched it [1].", "贺青发布了该倡议[1]。", common)
+    assert not names_preserved("He Qing launched it [1].", "他青发布了该倡议[1]。", common)
+    assert names_preserved("China Taiping Insurance built it [1].", "中国太平保险构建了它[1]。", common)
+    assert names_preserved("Shanghai Electric builds it [1].", "上海电气正在建设[1]。", common)
+
+
+def test_translation_placeholders_protect_names_numbers_and_quotes():
+    from chatbot.citations import protect_for_translation, restore_translation
+
+    common = frozenset({"china", "insurance", "securities", "strategy", "the", "has", "built"})
+    text, slots = protect_for_translation("Guotai Junan Securities promotes the “All in AI” strategy [1].", common)
+    assert "Guotai" not in text and "All in AI" not in text and "[1]" in text
+    assert set(slots.values()) == {"Guotai Junan Securities", "All in AI"}
+    text, slots = protect_for_translation("China Taiping Insurance has built 1.05 million instructions [1].", common)
+    assert "105万" in slots.values()
+    keys = sorted(slots)
+    restored = restore_translation(f"{keys[0]}构建了{keys[1]}条指令[1]。", slots)
+    assert restored is not None and "105万" in restored
+    assert restore_translation(f"{keys[0]}构建了指令[1]。", slots) is None  # a lost placeholder

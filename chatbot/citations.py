@@ -222,18 +222,10 @@ _ASKS_QUANTITY = re.compile(
 _ASKS_DATE = re.compile(r"\b(when|what (date|year|month|day))\b|什么时候|何时|哪一?年|哪一?天|几月|几号|日期", re.I)
 
 
-_ASKS_NAME = re.compile(r"^\s*(who|whom|which (company|companies|enterprise|enterprises|soe|soes|firm|supplier|"
-                        r"vendor|bank|person|people|leader|official|partner))\b|\bwhat are the names\b", re.I)
-
-
-_ASKS_SEVERAL = re.compile(
-    r"\b(which (companies|enterprises|soes|areas|fields|aspects|three|two)|what are|list|both|each|two|three|"
-    r"four|five)\b|哪些|哪几|分别|[两三四五][个大项家条]|？.+？", re.IGNORECASE)
-
-
-def asks_for_several(question: str) -> bool:
-    """Lists, "which companies", two-part questions: they need evidence from more than a few sentences."""
-    return bool(_ASKS_SEVERAL.search(question))
+_ASKS_NAME = re.compile(
+    r"^\s*(who|whom|which\b[^?]{0,40}?\b(company|companies|enterprises?|soes?|firms?|suppliers?|vendors?|"
+    r"factory|factories|funds?|platforms?|banks?|person|people|leaders?|officials?|partners?|brokerage|insurer|"
+    r"carmaker))\b|\bwhat are the names\b", re.I)
 
 
 def answers_question_type(question: str, answer: str) -> bool:

@@ -127,3 +127,9 @@ def test_translation_placeholders_protect_names_numbers_and_quotes():
     restored = restore_translation(f"{keys[0]}构建了{keys[1]}条指令[1]。", slots)
     assert restored is not None and "105万" in restored
     assert restore_translation(f"{keys[0]}构建了指令[1]。", slots) is None  # a lost placeholder
+
+
+def test_which_company_questions_need_a_name_the_question_did_not_give():
+    q = "Which chip supplier provides the hardware for Shanghai Electric's computing power bases?"
+    assert not answers_question_type(q, "Shanghai Electric is establishing a computing power supply [1].")
+    assert answers_question_type(q, "Shanghai Electric buys its chips from Huawei [1].")

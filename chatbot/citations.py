@@ -228,6 +228,16 @@ _ASKS_NAME = re.compile(
     r"carmaker))\b|\bwhat are the names\b", re.I)
 
 
+_ASKS_SEVERAL = re.compile(
+    r"\b(which (companies|enterprises|soes|areas|fields|aspects|three|two)|what are|list|both|each|two|three|"
+    r"four|five)\b|哪些|哪几|分别|[两三四五][个大项家条]|？.+？", re.IGNORECASE)
+
+
+def asks_for_several(question: str) -> bool:
+    """Lists, "which companies", two-part questions: they need evidence from more than a few sentences."""
+    return bool(_ASKS_SEVERAL.search(question))
+
+
 def answers_question_type(question: str, answer: str) -> bool:
     """A 'how many/how much' question needs a number in the answer, a 'when' question a date, a 'who/which
     company' question a name the question did not already give; a fluent sentence without one is not an

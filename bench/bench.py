@@ -74,13 +74,16 @@ def main() -> int:
     service.warmup()
     print(f"Service start (models, index, prompt prefix): {time.perf_counter() - t:.1f} s  LLM: {service.llm.name}")
     picked = questions[:: max(1, len(questions) // args.answers)][: args.answers]
-    ttft, total, refused = [], [], 0
+    ttft, total, refused, in_service = [], [], 0, []
     for q in picked:
         a = service.ask(q["question"])
         total.append(a.timings_ms["total"])
+        in_service.append(a.timings_ms["retrieve"])
         refused += a.refused
         if "first_token" in a.timings_ms:
             ttft.append(a.timings_ms["first_token"])
+    results["retrieval_in_service_ms"] = percentiles(in_service)
+    print(line("Retrieval inside the service", results["retrieval_in_service_ms"]))
     results["first_token_ms"] = percentiles(ttft)
     results["total_ms"] = percentiles(total)
     print(line("Time to first token", results["first_token_ms"]))

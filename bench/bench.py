@@ -55,7 +55,9 @@ def main() -> int:
         print(f"Re-ingest of the unchanged corpus: {time.perf_counter() - t:.2f} s ({again.line()})")
 
     settings = Settings()
-    retriever = HybridRetriever(settings, load_embedders(settings))
+    embedders = load_embedders(settings)
+    build_index(settings, embedders=embedders, progress=False)  # the real index (no work when up to date)
+    retriever = HybridRetriever(settings, embedders)
     lat: dict[str, list[float]] = {"en": [], "zh": []}
     for _ in range(2):  # the first pass warms caches
         lat = {"en": [], "zh": []}

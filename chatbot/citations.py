@@ -158,7 +158,8 @@ def restore_translation(chinese: str, slots: dict[str, str]) -> str | None:
         if len(re.findall(rf"(?<![A-Za-z0-9]){key}(?![0-9])", chinese)) != 1:
             return None
     for key in sorted(slots, key=len, reverse=True):
-        chinese = re.sub(rf"(?<![A-Za-z0-9]){key}(?![0-9])", lambda _m, k=key: slots[k], chinese)
+        value = slots[key]
+        chinese = re.sub(rf"(?<![A-Za-z0-9]){key}(?![0-9])", lambda _m: value, chinese)
     return chinese
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from chatbot.config import Settings
 from chatbot.errors import ChatbotError
@@ -14,7 +15,7 @@ from chatbot.schemas import Answer
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "corpus", None):
         overrides["corpus_dir"] = Path(args.corpus).resolve()
     if getattr(args, "index", None):

@@ -159,5 +159,5 @@ def _load_sentence_vectors(path: Path) -> dict[str, dict[str, np.ndarray]]:
 def _save_sentence_vectors(path: Path, vectors: dict[str, dict[str, np.ndarray]]) -> None:
     flat = {f"{doc_id}|{part}": arr for doc_id, parts in vectors.items() for part, arr in parts.items()}
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **flat)
+    np.savez(tmp, **flat)  # type: ignore[arg-type]
     tmp.replace(path)

@@ -134,11 +134,12 @@ class LocalLLM:
 
     def stream(self, messages: list[Message], *, max_tokens: int) -> Iterator[str]:
         for part in self._llm.create_chat_completion(
-            messages=messages, max_tokens=max_tokens, temperature=0.0, top_k=1, stream=True,
+            messages=messages,  # type: ignore[arg-type]  # plain role/content dicts are what it accepts
+            max_tokens=max_tokens, temperature=0.0, top_k=1, stream=True,
             stop=["<|im_end|>", "<|endoftext|>", "\nQuestion:", "\nSources:"],
         ):
-            delta = part["choices"][0]["delta"].get("content")
-            if delta:
+            delta = part["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
+            if isinstance(delta, str) and delta:
                 yield delta
 
     def count_tokens(self, text: str) -> int:
@@ -181,8 +182,9 @@ class HostedLLM:
                 model=self._model, messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True,  # type: ignore[arg-type]
             )
             for part in response:
-                if part.choices and part.choices[0].delta and part.choices[0].delta.content:
-                    yield part.choices[0].delta.content
+                choices = getattr(part, "choices", None)
+                if choices and choices[0].delta and choices[0].delta.content:
+                    yield choices[0].delta.content
         except openai.APIConnectionError as exc:
             raise LLMUnavailable(
                 f"Cannot reach the hosted LLM at {self.base_url}. Check CHATBOT_HOSTED_BASE_URL and that the "

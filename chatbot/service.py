@@ -121,9 +121,10 @@ class ChatService:
         text = "".join(llm.stream(prompts.translate_answer_messages(protected), max_tokens=200)).strip()
         if not text or detect_language(text) != "zh":
             return None
-        text = restore_translation(text, slots)
-        if text is None:
+        restored = restore_translation(text, slots)
+        if restored is None:
             return None
+        text = restored
         if sorted(MARKER_RE.findall(text)) != sorted(MARKER_RE.findall(answer)):
             return None
         ours = extract_quantities(MARKER_RE.sub("", answer))

@@ -83,7 +83,7 @@ class ChromaStore:
             node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.doc_id)
             nodes.append(node)
         if nodes:
-            self._vs.add(nodes)
+            self._vs.add(nodes)  # type: ignore[arg-type]  # TextNode is a BaseNode
 
     def delete_document(self, doc_id: str) -> None:
         self._collection.delete(where={"doc_id": doc_id})

@@ -68,7 +68,7 @@ class LlamaIndexBaseline:
         t0 = time.perf_counter()
         response = self.engine.query(question)
         total = (time.perf_counter() - t0) * 1000
-        text = str(response.response or "").strip()
+        text = str(getattr(response, "response", "") or "").strip()
         sources = []
         for n, node in enumerate(response.source_nodes, 1):
             body = re.sub(r"^Source \d+:\s*", "", node.node.get_content())

@@ -346,7 +346,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _run_items(report: Report) -> list[tuple[str, str]]:
     run = report.get("run") or {}
     keys = list(RUN_LABELS) + [k for k in run if k not in RUN_LABELS]
-    return [(RUN_LABELS.get(k, k), _plain(run.get(k))) for k in keys]
+    return [(RUN_LABELS.get(k) or k, _plain(run.get(k))) for k in keys]
 
 
 def _md_run(report: Report) -> str:

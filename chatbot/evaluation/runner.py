@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -101,7 +102,7 @@ def summarise(questions: list[dict], system: str, extras: dict[str, dict]) -> di
         r = q[system]
         rows.append({**r, "kind": q["kind"], "language": q["language"], "has_gold": bool(q["gold_evidence"]),
                      "precise": extras[q["id"]]["precise"]})
-    out = {"metrics": aggregate(rows), "by_kind": {}, "by_language": {}, "judged": None}
+    out: dict[str, Any] = {"metrics": aggregate(rows), "by_kind": {}, "by_language": {}, "judged": None}
     for key, field in (("by_kind", "kind"), ("by_language", "language")):
         for value in sorted({r[field] for r in rows}):
             out[key][value] = aggregate([r for r in rows if r[field] == value])
@@ -195,7 +196,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     out_root = Path(args.out) if args.out else REPO_ROOT / "eval" / "reports"
     out_root.mkdir(parents=True, exist_ok=True)
     out_dir = out_root / stamp
-    report = {
+    report: dict[str, Any] = {
         "run": {"timestamp": dt.datetime.now().isoformat(timespec="seconds"), "gold_set": str(gold_path),
                 "n": len(questions), "llm": getattr(service.llm, "name", ""), "git": _git_rev(),
                 "subset": args.subset},

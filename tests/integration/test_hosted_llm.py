@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from chatbot.config import Settings
 from chatbot.errors import LLMUnavailable
 from chatbot.llm import HostedLLM, resolve_model_path
 from chatbot.service import ChatService

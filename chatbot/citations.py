@@ -106,11 +106,6 @@ def _names(sentence: str) -> list[str]:
     return names
 
 
-def names_in(text: str) -> list[str]:
-    """Capitalised names in an English text (without sentence-initial function words)."""
-    return _names(MARKER.sub("", text))
-
-
 _NAME_RUN = re.compile(r"\b[A-Z][A-Za-z0-9+\-]*(?:\s+[A-Z][A-Za-z0-9+\-]*)*")
 
 

@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     relevance_floor: float = 0.21  # multilingual (USE) cosine
     relevance_floor_english: float = 0.33  # MiniLM cosine, English questions
     relevance_min_word_share: float = 0.45
-    translate_queries: bool = False
     sentence_dense: bool = True
     min_lexical_support: float = 0.6
     min_semantic_support: float = 0.5

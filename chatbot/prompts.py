@@ -32,10 +32,6 @@ def answer_messages(sources: list[str], question: str, premise_gaps: Sequence[st
     return messages
 
 
-def translate_messages(question: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": read("translate_system.txt")}, {"role": "user", "content": question}]
-
-
 def translate_answer_messages(answer: str) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": read("translate_answer_system.txt")}]
     for example in json.loads(read("translate_answer_examples.json")):

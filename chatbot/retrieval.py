@@ -82,6 +82,7 @@ class HybridRetriever:
         self.keyword = BM25Index.load(index_dir / KEYWORD)
         self.sentences = _load_sentences(index_dir / SENTENCES)
         self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in next(iter(self.stores.values())).all_chunks()}
+        self._chunk_tokens: dict[str, frozenset[str]] = {}
 
     def retrieve(
         self, question: str, *, top_k: int | None = None, translation: str | None = None,
@@ -145,8 +146,7 @@ class HybridRetriever:
             return True
         chunk_tokens: set[str] = set()
         for sc in chunks:
-            chunk_tokens.update(tokenize(sc.chunk.text))
-            chunk_tokens.update(bridge_tokens(sc.chunk.text))
+            chunk_tokens |= self._tokens_of(sc.chunk)
         words = {t for t in tokenize(question) if not ("\u3400" <= t[0] <= "\u9fff")}
         if words and len(words & chunk_tokens) / len(words) >= s.relevance_min_word_share:
             return True
@@ -154,6 +154,14 @@ class HybridRetriever:
             bridges = {t for t in bridge_tokens(question) if t.startswith("#") or len(t) >= 5}
             return bool(bridges & chunk_tokens)
         return False
+
+    def _tokens_of(self, chunk: Chunk) -> frozenset[str]:
+        """A chunk's words and bridge tokens, computed once per chunk rather than on every question."""
+        tokens = self._chunk_tokens.get(chunk.chunk_id)
+        if tokens is None:
+            tokens = frozenset(tokenize(chunk.text)) | frozenset(bridge_tokens(chunk.text))
+            self._chunk_tokens[chunk.chunk_id] = tokens
+        return tokens
 
     def _sentence_ranked_chunks(self, name: str, vec: np.ndarray, k: int) -> list[str]:
         """Chunks ranked by their best sentence: a long chunk's single vector dilutes one relevant sentence."""

@@ -106,13 +106,6 @@ class ChatService:
             raise QuestionTooLong(len(question), self.settings.max_question_chars)
         return question
 
-    def translate(self, question: str) -> str | None:
-        """English translation of a Chinese question for retrieval (off by default: measured no gain)."""
-        if not self.settings.translate_queries or self.translator is None or detect_language(question) != "zh":
-            return None
-        text = "".join(self.translator.stream(prompts.translate_messages(question), max_tokens=80))
-        return text.strip().splitlines()[0].strip() if text.strip() else None
-
     def to_chinese(self, answer: str) -> str | None:
         """The verified English answer in Chinese, or None when the translation changed a number or lost a
         citation marker (then the verified English answer is shown rather than an unchecked one)."""
@@ -153,14 +146,11 @@ class ChatService:
         question = self.validate(question)
         language = detect_language(question)
         timings: dict[str, float] = {}
-        translation = self.translate(question)
-        if translation is not None:
-            timings["translate"] = _ms(t0)
         t_r = time.perf_counter()
         # Questions asking for several things (lists, two-part questions) get more evidence sentences.
         many = asks_for_several(question)
         retrieved = self.retriever.retrieve(
-            question, top_k=top_k, translation=translation,
+            question, top_k=top_k,
             evidence_sentences=self.settings.evidence_sentences_many if many else None,
         )
         timings["retrieve"] = _ms(t_r)

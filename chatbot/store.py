@@ -19,7 +19,8 @@ class DenseHit:
     cosine: float
 
 
-def _client(index_dir: Path, host: str | None, port: int):  # noqa: ANN202 - chromadb client types vary
+def chroma_client(index_dir: Path, host: str | None = None, port: int = 8000):  # noqa: ANN201
+    """A chromadb client: embedded under index_dir, or a Chroma server when host is given."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -36,11 +37,6 @@ def _client(index_dir: Path, host: str | None, port: int):  # noqa: ANN202 - chr
         return client
     index_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
-
-
-def chroma_client(index_dir: Path, host: str | None = None, port: int = 8000):  # noqa: ANN201
-    """A chromadb client: embedded under index_dir, or a Chroma server when host is given."""
-    return _client(index_dir, host, port)
 
 
 class ChromaStore:

@@ -33,6 +33,16 @@ _EN_WORD = re.compile(r"\b(?P<w>" + "|".join(EN_WORDS) + r")(?:\s+(?P<scale>thou
 _EN_SCALE_ALONE = re.compile(r"\b(?P<scale>thousand|million|billion)\b", re.I)
 _MONTH = re.compile(r"\b(" + "|".join(MONTHS) + r")\b", re.IGNORECASE)
 _ZH_SCALE_ALONE = re.compile(r"(?<![\d零〇一二两三四五六七八九十百])(千亿|百亿|万亿|亿)")
+# Citation markers ("[1]", "[1, 2]") are not quantities.
+_MARKER = re.compile(r"\[\s*\d+(?:\s*[,，]\s*\d+)*\s*\]")
+# A lone Chinese numeral is a quantity only before a measure word ("三大", "两项", "一家"), not inside an
+# ordinary word ("一起", "统一", "一号工程", "哪一天", "第三"). 一 also means "a": it needs a counting unit.
+_ZH_MEASURE = frozenset("个家项条名位种大类层级年月日天周次倍元座只支批所台件场届期轮份张部组套款亿万千百%")
+_ZH_MEASURE_ONE = frozenset("家名位年月日天周次倍元座条亿万千百%")
+_ZH_NOT_AFTER = frozenset("第每哪这那同统进唯之万某任")
+# English "one" as a pronoun or in a phrase ("the one who", "one of them", "no one") is not a quantity.
+_EN_ONE_NOT_AFTER = re.compile(r"\b(the|this|that|which|each|every|any|no|a|another|its|their|such)\s+$", re.I)
+_EN_ONE_NOT_BEFORE = re.compile(r"^(\s+(of|another|by)\b|-)", re.I)
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ def _qualifier(text: str, start: int, end: int) -> str | None:
 def extract_quantities(text: str) -> list[Quantity]:
     """Every number in the text with its normalised value; month names count as their number."""
     found: list[Quantity] = []
-    taken: list[tuple[int, int]] = []
+    taken: list[tuple[int, int]] = [(m.start(), m.end()) for m in _MARKER.finditer(text)]
 
     def add(value: float, percent: bool, start: int, end: int) -> None:
         if any(s < end and start < e for s, e in taken):
@@ -95,6 +105,12 @@ def extract_quantities(text: str) -> list[Quantity]:
         n = _zh_to_int(m.group("num"))
         if n is None:
             continue
+        if len(m.group("num")) == 1 and not (m.group("big") or m.group("cheng")):
+            after = text[m.end() : m.end() + 1]
+            before = text[m.start() - 1 : m.start()]
+            measures = _ZH_MEASURE_ONE if m.group("num") == "一" else _ZH_MEASURE
+            if after not in measures or (before and before in _ZH_NOT_AFTER):
+                continue
         if m.group("cheng"):
             add(n * 10, True, m.start(), m.end())
         else:
@@ -103,6 +119,11 @@ def extract_quantities(text: str) -> list[Quantity]:
         add({"千亿": 1e11, "百亿": 1e10, "万亿": 1e12, "亿": 1e8}[m.group(1)], False, m.start(), m.end())
     for m in _EN_WORD.finditer(text):
         value = EN_WORDS[m.group("w").lower()]
+        if value == 1 and not m.group("scale") and (
+            _EN_ONE_NOT_AFTER.search(text[max(0, m.start() - 12) : m.start()])
+            or _EN_ONE_NOT_BEFORE.search(text[m.end() : m.end() + 9])
+        ):
+            continue
         scale = (m.group("scale") or "").lower()
         add(value * EN_SCALE.get(scale, 1), False, m.start(), m.end())
     for m in _MONTH.finditer(text):

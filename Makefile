@@ -8,7 +8,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export GRADIO_ANALYTICS_ENABLED = False
 export ANONYMIZED_TELEMETRY = False
 
-.PHONY: help setup run ingest ask test test-unit test-integration eval eval-gate bench lint clean
+.PHONY: help setup browser run ingest ask test test-unit test-integration eval eval-gate bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -21,14 +21,16 @@ $(BIN)/chatbot: pyproject.toml
 
 setup: $(BIN)/chatbot ## create .venv and install everything (first time: ~15 min, llama.cpp compiles)
 
-run: setup ## set up, index the corpus, then ask questions interactively
-	$(BIN)/chatbot ingest
-	$(BIN)/chatbot ask
+run: setup ## set up, index the corpus (when missing or stale), serve the chat and API on http://127.0.0.1:7860/
+	$(BIN)/chatbot serve --ingest
 
 ingest: setup ## index corpus/ into index/
 	$(BIN)/chatbot ingest
 
-test: setup ## set up and run every test (unit, integration with real models, eval gate)
+browser: ## Debian's Chromium for the browser tests (Playwright drives it; nothing downloads a browser)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser ## set up and run every test (unit, integration with real models, served app in a real browser, eval gate)
 	$(BIN)/python -m pytest tests -q
 
 test-unit: setup ## fast tests, no models

@@ -114,6 +114,54 @@ def _ask_jsonl(settings: Settings, path: Path) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    import uvicorn
+
+    from chatbot.app import AppState, create_app
+
+    settings = _settings(args)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if args.ingest:
+        from chatbot.ingest import build_index
+
+        summary = build_index(settings, progress=True)
+        for path, reason in summary.skipped:
+            print(f"Skipped {path}: {reason}", file=sys.stderr)
+        print(summary.line(), file=sys.stderr)
+    from chatbot.api import check_exposure
+
+    check_exposure(settings, host, open_api=args.open_api)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = AppState(settings)
+    app = create_app(settings, state=state)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"Chat and API at http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from chatbot.db import Database
+
+    settings = _settings(args)
+    if not settings.db_path.is_file():
+        raise ChatbotError(f"No feedback database at {settings.db_path} yet: nothing has been rated.")
+    text = Database(settings.db_path).export_feedback(args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"Wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from chatbot.evaluation.runner import main as eval_main
 
@@ -137,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index folder (default: index/)")
     p.add_argument("--top-k", type=int, dest="top_k", help="chunks to retrieve")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="serve the chat and the HTTP API (http://127.0.0.1:7860/)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1, only this machine)")
+    p.add_argument("--port", type=int, help="port (default 7860)")
+    p.add_argument("--ingest", action="store_true", help="bring the index up to date with the corpus first")
+    p.add_argument("--corpus", help="folder of documents for --ingest (default: corpus/)")
+    p.add_argument("--index", help="index folder (default: index/)")
+    p.add_argument("--open-api", action="store_true", dest="open_api",
+                   help="allow serving on a non-loopback address with no API key (the API is then open to all)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("feedback", help="feedback given in the chat")
+    fsub = p.add_subparsers(dest="feedback_command", required=True)
+    e = fsub.add_parser("export", help="print every rating with its question, answer and citations")
+    e.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    e.add_argument("--output", "-o", help="write to this file instead of standard output")
+    e.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("eval", help="run the eval suite and write a report")
     from chatbot.evaluation.options import add_eval_arguments

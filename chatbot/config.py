@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,9 +79,31 @@ class Settings(BaseSettings):
     hosted_model: str = "gpt-4o-mini"
     hosted_api_key: str | None = None
     hosted_timeout_s: float = 60.0
+    hosted_concurrency: int = 4  # generations sent to a hosted endpoint at once
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 7860
+    db_path: Path = REPO_ROOT / "index" / "chatbot.sqlite3"  # feedback and API keys
+    max_waiting: int = 8  # questions waiting for the model before new ones get "busy" (HTTP 503)
+
+    # HTTP API (chatbot/api): portal origins allowed by CORS (none by default), as a JSON list or comma-separated
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_per_minute: int = 60  # API requests per key (per client address when no key exists); 0: no limit
+    max_body_bytes: int = 65536  # larger API request bodies get 413
 
     # Input limits
     max_question_chars: int = 1000
+    max_history_chars: int = 8000
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+        if isinstance(value, list):
+            return [str(v).strip().rstrip("/") for v in value if str(v).strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

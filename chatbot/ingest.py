@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from chatbot.store import ChromaStore, chroma_client
 CATALOG = "catalog.json"
 KEYWORD = "keyword.json"
 SENTENCES = "sentences.npz"
-INDEX_VERSION = 2  # bump when chunking or keyword tokenisation changes: forces a rebuild
+TEXTS = "texts"  # each document's extracted text, what citation offsets point into
+INDEX_VERSION = 3  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
 
 
 @dataclass
@@ -94,10 +96,15 @@ def build_index(
         return summary
 
     old_vectors = _load_sentence_vectors(index_dir / SENTENCES)
+    previous = _load_catalog(index_dir).get("documents", {}) if sidecars_ok else {}
+    texts_dir = index_dir / TEXTS
+    texts_dir.mkdir(exist_ok=True)
     for doc_id in removed:
         for store in stores.values():
             store.delete_document(doc_id)
         old_vectors.pop(doc_id, None)
+        text_path(index_dir, doc_id).unlink(missing_ok=True)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
     if to_index:
         embedders = embedders or load_embedders(settings)
@@ -117,18 +124,31 @@ def build_index(
                 "spans": np.array([[s.start, s.end] for s in spans], dtype=np.int64).reshape(-1, 2),
                 **{name: embedders.by_name[name].embed_documents(sent_texts) for name in stores},
             }
+            tmp = text_path(index_dir, doc.doc_id).with_suffix(".tmp")
+            tmp.write_text(doc.text, encoding="utf-8")
+            tmp.replace(text_path(index_dir, doc.doc_id))
             bar.update(len(chunks))
         bar.close()
+    for doc in scan.documents:  # an index from before texts were kept
+        if not text_path(index_dir, doc.doc_id).is_file():
+            text_path(index_dir, doc.doc_id).write_text(doc.text, encoding="utf-8")
 
     chunks_all = next(iter(stores.values())).all_chunks()
     BM25Index.build([c.chunk_id for c in chunks_all], [c.text for c in chunks_all]).save(index_dir / KEYWORD)
     _save_sentence_vectors(index_dir / SENTENCES, {k: v for k, v in old_vectors.items() if k in current})
+    chunk_counts: dict[str, int] = {}
+    for c in chunks_all:
+        chunk_counts[c.doc_id] = chunk_counts.get(c.doc_id, 0) + 1
+    fresh = {d.doc_id for d in to_index}
     catalog = {
         "version": INDEX_VERSION,
         "embedders": list(stores),
+        "built_at": now,
         "documents": {
             d.doc_id: {"title": d.title, "source": d.source, "outlet": d.outlet, "date": d.date,
-                       "language": d.language, "content_hash": d.content_hash}
+                       "language": d.language, "content_hash": d.content_hash, "chars": len(d.text),
+                       "chunks": chunk_counts.get(d.doc_id, 0),
+                       "indexed_at": now if d.doc_id in fresh else previous.get(d.doc_id, {}).get("indexed_at", now)}
             for d in scan.documents
         },
     }
@@ -136,6 +156,18 @@ def build_index(
     summary.chunks = len(chunks_all)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def text_path(index_dir: Path, doc_id: str) -> Path:
+    """A file name safe for any doc_id (a manifest may give one with slashes)."""
+    return index_dir / TEXTS / f"{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:16]}.txt"
+
+
+def _load_catalog(index_dir: Path) -> dict:
+    try:
+        return json.loads((index_dir / CATALOG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _catalog_version(index_dir: Path) -> int | None:

@@ -45,3 +45,14 @@ def premise_correction(language: str, values: Sequence[str], quote: str) -> str:
     templates = json.loads(read("premise_correction.json"))
     sep = "、" if language == "zh" else ", "
     return templates.get(language, templates["en"]).format(values=sep.join(values), quote=quote)
+
+
+def rewrite_messages(history: Sequence[tuple[str, str]], question: str) -> list[dict[str, str]]:
+    """Turn a follow-up into a standalone question: fixed instructions and examples, then the conversation."""
+    messages = [{"role": "system", "content": read("rewrite_system.txt")}]
+    for example in json.loads(read("rewrite_examples.json")):
+        messages.append({"role": "user", "content": example["user"]})
+        messages.append({"role": "assistant", "content": example["assistant"]})
+    lines = "\n".join(f"{'User' if role == 'user' else 'Assistant'}: {text}" for role, text in history)
+    messages.append({"role": "user", "content": f"Conversation:\n{lines}\n\nLast question: {question}"})
+    return messages

@@ -25,6 +25,12 @@ class DocInfo:
     doc_id: str
     title: str
     source: str
+    outlet: str = ""
+    date: str = ""
+    language: str = ""
+    chunks: int = 0
+    chars: int = 0
+    indexed_at: str = ""
 
 
 @dataclass
@@ -74,21 +80,29 @@ class HybridRetriever:
         require_index(settings)
         catalog = json.loads((index_dir / CATALOG).read_text(encoding="utf-8"))
         self.documents = {
-            doc_id: DocInfo(doc_id, meta["title"], meta["source"]) for doc_id, meta in catalog["documents"].items()
+            doc_id: DocInfo(doc_id, meta["title"], meta["source"], meta.get("outlet", ""), meta.get("date", ""),
+                            meta.get("language", ""), meta.get("chunks", 0), meta.get("chars", 0),
+                            meta.get("indexed_at", ""))
+            for doc_id, meta in catalog["documents"].items()
         }
+        self.built_at = catalog.get("built_at", "")
         self.stores = open_stores(settings)
         if not self.documents or all(store.count() == 0 for store in self.stores.values()):
             raise IndexMissing(str(index_dir))
         self.keyword = BM25Index.load(index_dir / KEYWORD)
         self.sentences = _load_sentences(index_dir / SENTENCES)
         self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in next(iter(self.stores.values())).all_chunks()}
-        self._chunk_tokens: dict[str, frozenset[str]] = {}
+        # Built here, not lazily: several requests may retrieve at once.
+        self._chunk_tokens: dict[str, frozenset[str]] = {
+            cid: frozenset(tokenize(c.text)) | frozenset(bridge_tokens(c.text)) for cid, c in self._chunks_by_id.items()
+        }
 
     def retrieve(
         self, question: str, *, top_k: int | None = None, translation: str | None = None,
-        evidence_sentences: int | None = None,
+        evidence_sentences: int | None = None, doc_ids: frozenset[str] | None = None,
     ) -> Retrieved:
-        """Fuse every ranked list (each embedder and BM25, for the question and its English translation)."""
+        """Fuse every ranked list (each embedder and BM25, for the question and its English translation).
+        `doc_ids` limits retrieval to those documents."""
         s = self.settings
         top_k = s.top_k if top_k is None else top_k
         t0 = time.perf_counter()
@@ -101,22 +115,24 @@ class HybridRetriever:
         best_cos: dict[str, float] = {}
         for vectors in query_vectors:
             for name, vec in vectors.items():
-                for rank, hit in enumerate(self.stores[name].query(vec, s.candidate_k)):
+                for rank, hit in enumerate(self.stores[name].query(vec, s.candidate_k, doc_ids)):
                     cid = hit.chunk.chunk_id
-                    self._chunks_by_id.setdefault(cid, hit.chunk)
                     fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
                     best_cos[cid] = max(best_cos.get(cid, -1.0), hit.cosine)
         if s.sentence_dense:
             for vectors in query_vectors:
                 for name, vec in vectors.items():
-                    for rank, cid in enumerate(self._sentence_ranked_chunks(name, vec, s.candidate_k)):
+                    for rank, cid in enumerate(self._sentence_ranked_chunks(name, vec, s.candidate_k, doc_ids)):
                         fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
         for q in queries:
-            kw = sorted(self.keyword.scores(q).items(), key=lambda kv: -kv[1])[: s.candidate_k]
+            kw = sorted(((cid, sc) for cid, sc in self.keyword.scores(q).items() if cid in self._chunks_by_id
+                         and (doc_ids is None or self._chunks_by_id[cid].doc_id in doc_ids)),
+                        key=lambda kv: -kv[1])[: s.candidate_k]
             for rank, (cid, _score) in enumerate(kw):
                 if cid in self._chunks_by_id:
                     fused[cid] = fused.get(cid, 0.0) + s.keyword_weight / (RRF_K + rank)
-        ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:top_k]
+        ranked = [(cid, sc) for cid, sc in sorted(fused.items(), key=lambda kv: -kv[1])
+                  if cid in self._chunks_by_id][:top_k]
         chunks = [ScoredChunk(chunk=self._chunks_by_id[cid], score=sc, dense=best_cos.get(cid, 0.0))
                   for cid, sc in ranked]
         t_search = time.perf_counter()
@@ -158,15 +174,17 @@ class HybridRetriever:
     def _tokens_of(self, chunk: Chunk) -> frozenset[str]:
         """A chunk's words and bridge tokens, computed once per chunk rather than on every question."""
         tokens = self._chunk_tokens.get(chunk.chunk_id)
-        if tokens is None:
+        if tokens is None:  # a chunk added to Chroma after this retriever started
             tokens = frozenset(tokenize(chunk.text)) | frozenset(bridge_tokens(chunk.text))
-            self._chunk_tokens[chunk.chunk_id] = tokens
         return tokens
 
-    def _sentence_ranked_chunks(self, name: str, vec: np.ndarray, k: int) -> list[str]:
+    def _sentence_ranked_chunks(self, name: str, vec: np.ndarray, k: int,
+                                doc_ids: frozenset[str] | None = None) -> list[str]:
         """Chunks ranked by their best sentence: a long chunk's single vector dilutes one relevant sentence."""
         best: dict[str, float] = {}
         for cid, chunk in self._chunks_by_id.items():
+            if doc_ids is not None and chunk.doc_id not in doc_ids:
+                continue
             vecs = self.sentences.vectors.get(chunk.doc_id, {}).get(name)
             if vecs is None:
                 continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -51,6 +53,8 @@ class Citation(BaseModel):
     doc_id: str
     source: str
     title: str
+    outlet: str = ""
+    date: str = ""
     start: int
     end: int
     text: str
@@ -65,4 +69,76 @@ class Answer(BaseModel):
     language: str
     citations: list[Citation] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list)
+    # A follow-up is answered as the standalone question it was rewritten into (None: asked as written).
+    standalone_question: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class Turn(BaseModel):
+    """One earlier message of the conversation, for follow-up questions."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Source(BaseModel):
+    """A passage given to the model, numbered as in the prompt ([n] in the draft refers to it)."""
+
+    n: int
+    doc_id: str
+    title: str = ""
+    source: str = ""
+    outlet: str = ""
+    date: str = ""
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class RetrievedChunk(BaseModel):
+    """A retrieved chunk (the unit of retrieval), in rank order."""
+
+    doc_id: str
+    start: int
+    end: int
+    score: float
+
+
+class SourcesEvent(BaseModel):
+    """First event: what retrieval found. `question` is the standalone question that was searched for
+    (a follow-up rewritten with the conversation; the user's own words otherwise)."""
+
+    type: Literal["sources"] = "sources"
+    question: str
+    rewritten: bool = False
+    language: str
+    relevant: bool
+    sources: list[Source] = Field(default_factory=list)
+    chunks: list[RetrievedChunk] = Field(default_factory=list)
+
+
+class DraftEvent(BaseModel):
+    """A piece of the model's text as it is written. Provisional: the `answer` event replaces all drafts."""
+
+    type: Literal["draft"] = "draft"
+    delta: str
+
+
+class AnswerEvent(BaseModel):
+    """The verified answer contract; replaces every draft."""
+
+    type: Literal["answer"] = "answer"
+    answer: Answer
+
+
+class ErrorEvent(BaseModel):
+    """The question could not be answered; `code` is stable, `message` is for the user."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    status: int = 500
+
+
+StreamEvent = Annotated[SourcesEvent | DraftEvent | AnswerEvent | ErrorEvent, Field(discriminator="type")]

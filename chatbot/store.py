@@ -84,13 +84,20 @@ class ChromaStore:
     def delete_document(self, doc_id: str) -> None:
         self._collection.delete(where={"doc_id": doc_id})
 
-    def query(self, vector: np.ndarray, k: int) -> list[DenseHit]:
-        from llama_index.core.vector_stores.types import VectorStoreQuery
+    def query(self, vector: np.ndarray, k: int, doc_ids: frozenset[str] | None = None) -> list[DenseHit]:
+        """The k nearest chunks, only from `doc_ids` when given."""
+        from llama_index.core.vector_stores.types import (
+            FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery,
+        )
 
         k = min(k, self.count())
-        if k <= 0:
+        if k <= 0 or (doc_ids is not None and not doc_ids):
             return []
-        res = self._vs.query(VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k))
+        filters = None
+        if doc_ids is not None:
+            filters = MetadataFilters(filters=[MetadataFilter(key="doc_id", value=sorted(doc_ids),
+                                                              operator=FilterOperator.IN)])
+        res = self._vs.query(VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k, filters=filters))
         hits = []
         for node, sim in zip(res.nodes or [], res.similarities or []):
             # ChromaVectorStore reports exp(-distance); in cosine space distance = 1 - cosine.

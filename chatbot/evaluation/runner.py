@@ -18,7 +18,8 @@ from chatbot.config import REPO_ROOT, Settings
 from chatbot.evaluation.gold import GoldItem, load_gold
 from chatbot.evaluation.metrics import Span, aggregate, percentiles, score_answer
 from chatbot.evaluation.report import compare_reports, load_report, render_comparison, summary_lines, write_reports
-from chatbot.service import ChatService, Final, Retrieval
+from chatbot.schemas import AnswerEvent, ErrorEvent, SourcesEvent
+from chatbot.service import AnswerFailed, ChatService
 
 GROUP_KEYS = ("kind", "language")
 METRIC_NAMES = (
@@ -45,16 +46,18 @@ def select(items: list[GoldItem], args: argparse.Namespace) -> list[GoldItem]:
 
 
 def run_chatbot(service: ChatService, item: GoldItem) -> tuple[dict, dict]:
-    retrieved = None
+    sources = None
     answer = None
     for event in service.ask_stream(item.raw["question"], id=item.id):
-        if isinstance(event, Retrieval):
-            retrieved = event.retrieved
-        elif isinstance(event, Final):
+        if isinstance(event, SourcesEvent):
+            sources = event
+        elif isinstance(event, AnswerEvent):
             answer = event.answer
+        elif isinstance(event, ErrorEvent):
+            raise AnswerFailed(event)
     assert answer is not None
     cited = [Span(c.doc_id, c.start, c.end) for c in answer.citations]
-    ranked = [Span(sc.chunk.doc_id, sc.chunk.start, sc.chunk.end) for sc in retrieved.chunks] if retrieved else []
+    ranked = [Span(c.doc_id, c.start, c.end) for c in sources.chunks] if sources else []
     verdict = score_answer(item.raw, answer.answer, answer.refused, cited, answer.unsupported, item.spans, ranked)
     row = {
         "answer": answer.answer, "refused": answer.refused, "correct": verdict.correct, "why": verdict.why,

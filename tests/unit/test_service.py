@@ -4,7 +4,9 @@ import pytest
 
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
-from chatbot.errors import EmptyQuestion, IndexMissing, QuestionTooLong
+from chatbot.errors import (
+    DocumentNotFound, EmptyQuestion, HistoryTooLong, IndexMissing, LLMUnavailable, QuestionTooLong,
+)
 from chatbot.ingest import build_index
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
@@ -76,3 +78,139 @@ def test_bad_questions_get_clear_errors(service_factory):
 def test_missing_index_is_a_clear_error_before_models_load(tmp_path):
     with pytest.raises(IndexMissing, match="chatbot ingest"):
         ChatService.from_settings(Settings(index_dir=tmp_path / "nowhere"))
+
+
+# The typed stream ---------------------------------------------------------------------------------------------
+
+
+def test_stream_events_come_in_order_and_the_answer_replaces_the_drafts(service_factory):
+    service, llm, _ = service_factory()
+    question = "How many municipal state-owned enterprises jointly launched the initiative?"
+    evidence = service.retriever.retrieve(question).evidence
+    n = next(i for i, e in enumerate(evidence, 1) if "11 municipal" in e.text)
+    llm.replies.append(f"Representatives from 11 municipal state-owned enterprises jointly launched it [{n}].")
+    events = list(service.ask_stream(question))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "sources" and kinds[-1] == "answer"
+    assert set(kinds[1:-1]) == {"draft"} and len(kinds) > 3  # streamed in pieces
+    sources = events[0]
+    assert sources.relevant and [s.n for s in sources.sources] == list(range(1, len(evidence) + 1))
+    assert sources.sources[n - 1].text == evidence[n - 1].text and sources.sources[0].title.startswith("Shanghai")
+    assert sources.chunks and not sources.rewritten and sources.question == question
+    draft = "".join(e.delta for e in events if e.type == "draft")
+    assert f"[{n}]" in draft  # the draft numbers sources as the prompt did
+    answer = events[-1].answer
+    assert answer.answer.endswith("[1].") and answer.citations[0].text == sources.sources[n - 1].text
+    assert answer.citations[0].outlet == "Coin World" and answer.citations[0].date == "2024-07-06"
+
+
+def test_stream_of_an_off_topic_question_has_no_drafts(service_factory):
+    service, llm, _ = service_factory()
+    events = list(service.ask_stream("What is the capital of France?"))
+    assert [e.type for e in events] == ["sources", "answer"]
+    assert not events[0].relevant and events[0].sources == [] and events[1].answer.refused
+    assert llm.prompts == []
+
+
+def test_bad_input_is_refused_before_the_first_event(service_factory):
+    service, llm, _ = service_factory()
+    with pytest.raises(EmptyQuestion):
+        service.ask_stream("")  # raised on the call itself, not on iteration
+    with pytest.raises(QuestionTooLong):
+        service.ask_stream("x" * 10_000)
+    with pytest.raises(HistoryTooLong):
+        service.ask_stream("And then?", history=[{"role": "user", "content": "y" * 9000}])
+    with pytest.raises(DocumentNotFound):
+        service.ask_stream("Who launched it?", doc_ids=["no-such-document"])
+    assert llm.prompts == []
+
+
+def test_a_failing_llm_ends_the_stream_with_an_error_event(service_factory):
+    service, llm, _ = service_factory()
+
+    def broken(messages, *, max_tokens):
+        raise LLMUnavailable("Cannot reach the hosted LLM at http://127.0.0.1:9/v1.")
+        yield ""  # pragma: no cover
+
+    llm.stream = broken
+    events = list(service.ask_stream("How many municipal state-owned enterprises launched the initiative?"))
+    assert [e.type for e in events] == ["sources", "error"]
+    assert events[-1].code == "llm_unavailable" and events[-1].status == 502 and "Cannot reach" in events[-1].message
+    assert service.gate.active == 0  # the model is free again
+
+
+def test_follow_up_is_rewritten_with_the_conversation_before_retrieval(service_factory):
+    service, llm, _ = service_factory()
+    rewriter = ScriptedLLM("How many municipal state-owned enterprises launched the initiative?")
+    service.rewriter = rewriter
+    history = [{"role": "user", "content": "Who launched the AI+ Action Initiative?"},
+               {"role": "assistant", "content": "Municipal state-owned enterprises launched it [1]."}]
+    events = list(service.ask_stream("And how many of them?", history=history))
+    sources = events[0]
+    assert sources.rewritten and sources.question.startswith("How many municipal")
+    assert "Who launched the AI+ Action Initiative?" in rewriter.prompts[0][-1]["content"]
+    assert "[1]" not in rewriter.prompts[0][-1]["content"]  # markers stripped from earlier answers
+    assert "How many municipal" in llm.prompts[0][-1]["content"]  # the model answers the standalone question
+    answer = events[-1].answer
+    assert answer.question == "And how many of them?" and answer.standalone_question == sources.question
+
+
+def test_rewrite_in_another_language_falls_back_to_the_users_words(service_factory):
+    service, _, _ = service_factory()
+    service.rewriter = ScriptedLLM("How many employees does it have?")
+    events = list(service.ask_stream("他们有多少员工？", history=[{"role": "user", "content": "上海电气在做什么？"}]))
+    assert not events[0].rewritten and events[0].question == "他们有多少员工？"
+
+
+def test_the_gate_serves_one_generation_at_a_time_in_arrival_order():
+    import threading
+    import time
+
+    from chatbot.errors import Busy
+    from chatbot.gate import GenerationGate
+
+    gate = GenerationGate(slots=1, max_waiting=2)
+    order: list[int] = []
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        nonlocal inside, most
+        with gate.hold():
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            order.append(i)
+            time.sleep(0.05)
+            with lock:
+                inside -= 1
+
+    holder = gate.hold()
+    holder.__enter__()
+    threads = []
+    for i in range(2):
+        t = threading.Thread(target=work, args=(i,))
+        t.start()
+        threads.append(t)
+        while gate.waiting < i + 1:
+            time.sleep(0.005)
+    with pytest.raises(Busy) as full:  # a third waiter finds the line full
+        with gate.hold():
+            pass
+    assert full.value.status_code == 503 and full.value.retry_after >= 1
+    holder.__exit__(None, None, None)
+    for t in threads:
+        t.join()
+    assert order == [0, 1] and most == 1 and gate.active == 0 and gate.waiting == 0
+
+
+def test_closing_a_stream_midway_frees_the_model(service_factory):
+    service, llm, _ = service_factory("Eleven municipal state-owned enterprises launched it [1] " * 5)
+    stream = service.ask_stream("How many municipal state-owned enterprises launched the initiative?")
+    for event in stream:
+        if event.type == "draft":
+            break
+    assert service.gate.active == 1
+    stream.close()  # what an adapter does when its client goes away
+    assert service.gate.active == 0

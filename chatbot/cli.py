@@ -11,7 +11,7 @@ from typing import Any
 
 from chatbot.config import Settings
 from chatbot.errors import ChatbotError
-from chatbot.schemas import Answer
+from chatbot.schemas import Answer, Turn
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -39,7 +39,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def render_answer(answer: Answer, width: int = 100) -> str:
-    lines = [textwrap.fill(answer.answer, width)]
+    lines = []
+    if answer.standalone_question:
+        lines.append(f"(asked as: {answer.standalone_question})")
+    lines.append(textwrap.fill(answer.answer, width))
     if answer.citations:
         lines.append("")
         lines.append("Sources:")
@@ -64,16 +67,48 @@ def _load_service(settings: Settings):  # noqa: ANN202
     return service
 
 
+def stream_answer(service, question: str, history: list[Turn] | None = None, *,  # noqa: ANN001
+                  show_draft: bool = True) -> Answer:
+    """Consume the answer stream: the draft is shown dimmed on stderr as it is written (a terminal only), then
+    erased; the caller prints the verified answer that replaces it."""
+    from chatbot.service import AnswerFailed
+
+    live = show_draft and sys.stderr.isatty()
+    drafted = 0
+    answer = None
+    for event in service.ask_stream(question, history=history):
+        if event.type == "sources" and event.rewritten and live:
+            print(f"\033[2m(asked as: {event.question})\033[0m", file=sys.stderr, flush=True)
+        elif event.type == "draft" and live:
+            if not drafted:
+                sys.stderr.write("\033[2mdraft: ")
+            sys.stderr.write(event.delta)
+            sys.stderr.flush()
+            drafted += len(event.delta)
+        elif event.type == "answer":
+            answer = event.answer
+        elif event.type == "error":
+            if drafted:
+                sys.stderr.write("\033[0m\n")
+            raise AnswerFailed(event)
+    if drafted:
+        sys.stderr.write("\033[0m\r\033[2K\n")  # end the provisional draft line; the verified answer follows
+    assert answer is not None
+    return answer
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.jsonl:
         return _ask_jsonl(settings, Path(args.jsonl))
     service = _load_service(settings)
     if args.question:
-        answer = service.ask(" ".join(args.question))
+        answer = stream_answer(service, " ".join(args.question), show_draft=not args.json)
         print(answer.model_dump_json() if args.json else render_answer(answer))
         return 0
-    print("Ask a question about the documents (English or Chinese). Ctrl-D or 'exit' to quit.", file=sys.stderr)
+    print("Ask a question about the documents (English or Chinese); follow-up questions use the conversation.\n"
+          "'new' starts a new conversation; Ctrl-D or 'exit' quits.", file=sys.stderr)
+    history: list[Turn] = []
     while True:
         try:
             question = input("\nQuestion> ")
@@ -82,11 +117,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
             return 0
         if question.strip().lower() in {"exit", "quit"}:
             return 0
+        if question.strip().lower() == "new":
+            history = []
+            continue
         try:
-            answer = service.ask(question)
+            answer = stream_answer(service, question, history, show_draft=not args.json)
         except ChatbotError as exc:
             print(str(exc), file=sys.stderr)
             continue
+        history += [Turn(role="user", content=question), Turn(role="assistant", content=answer.answer)]
         print(answer.model_dump_json() if args.json else render_answer(answer))
 
 
@@ -162,6 +201,33 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from chatbot.api.keys import KeyStore
+    from chatbot.db import Database
+
+    store = KeyStore(Database(_settings(args).db_path))
+    if args.keys_command == "create":
+        record, key = store.create(args.name or "")
+        print(key)
+        print(f"Created API key {record.id} ({record.name or 'no name'}). It is shown only this once: store it now. "
+              "Every API request now needs the header `Authorization: Bearer <key>`.", file=sys.stderr)
+    elif args.keys_command == "list":
+        keys = store.list()
+        if args.json:
+            print(json.dumps([k.model_dump() for k in keys], ensure_ascii=False))
+        elif not keys:
+            print("No API keys: the API is open to whoever can reach it (loopback only, unless --open-api).",
+                  file=sys.stderr)
+        for k in keys if not args.json else []:
+            state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+            print(f"{k.id:>4}  {k.prefix}…  {k.name or '-':<20} created {k.created_at}  "
+                  f"last used {k.last_used_at or 'never'}  {state}")
+    else:
+        record = store.revoke(args.key)
+        print(f"Revoked API key {record.id} ({record.name or record.prefix + '…'}).", file=sys.stderr)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from chatbot.evaluation.runner import main as eval_main
 
@@ -202,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
     e.add_argument("--output", "-o", help="write to this file instead of standard output")
     e.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("keys", help="API keys for the HTTP API (stored hashed in the database)")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    k = ksub.add_parser("create", help="create a key and print it (shown only once)")
+    k.add_argument("--name", help="what the key is for, e.g. the portal's name")
+    k.set_defaults(func=cmd_keys)
+    k = ksub.add_parser("list", help="list keys (id, first characters, name, dates; never the key)")
+    k.add_argument("--json", action="store_true", help="print one JSON array")
+    k.set_defaults(func=cmd_keys)
+    k = ksub.add_parser("revoke", help="revoke a key: by id, name, its first characters or the whole key")
+    k.add_argument("key", help="id, name, prefix or key")
+    k.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("eval", help="run the eval suite and write a report")
     from chatbot.evaluation.options import add_eval_arguments

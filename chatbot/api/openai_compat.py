@@ -1,0 +1,205 @@
+"""OpenAI-compatible routes (/v1/chat/completions, /v1/models): a portal using the `openai` SDK only changes its
+base_url. The answer keeps its [n] markers; its citations travel as a top-level `citations` field."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from chatbot.api.errors import ERROR_RESPONSES, error_body
+from chatbot.api.models import DocId, DocumentFilter
+from chatbot.api.routes import (
+    ApiContext, observed, open_stream, refuse_when_full, resolve_doc_ids, with_retry_after,
+)
+from chatbot.api.sse import event_source
+from chatbot.errors import ChatbotError, EmptyQuestion
+from chatbot.schemas import Answer, AnswerEvent, Citation, ErrorEvent, SourcesEvent, Turn
+
+MODEL_ID = "soe-ai-plus-qa"
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(max_length=50, examples=["text"])
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI request body. The last message (role `user`) is the question; earlier `user`/`assistant`
+    messages are the conversation a follow-up is read with. `system` messages and sampling parameters
+    (temperature, max_tokens, …) are accepted and ignored: the server's own prompt and settings apply."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "Who launched the AI+ Action Initiative?"}]},
+        {"model": MODEL_ID, "stream": True, "messages": [
+            {"role": "user", "content": "Who launched the AI+ Action Initiative?"},
+            {"role": "assistant", "content": "11 municipal state-owned enterprises launched it [1]."},
+            {"role": "user", "content": "At which event?"}]},
+    ]})
+
+    model: str = Field(MODEL_ID, max_length=200, description=f"any value; the server answers as `{MODEL_ID}`")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+    top_k: int | None = Field(None, ge=1, le=20, description="extension: chunks to retrieve")
+    doc_ids: list[DocId] | None = Field(None, max_length=50, description="extension: search only these documents")
+    filter: DocumentFilter | None = Field(None, description="extension: search only documents with this metadata")
+
+
+class CompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    message: CompletionMessage
+    finish_reason: Literal["stop"] = "stop"
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    """An OpenAI chat completion plus the answer's evidence: `citations` (the `[n]` markers of the content,
+    each with its document and character span) and `refused`."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    citations: list[Citation] = Field(description="what each [n] in the content cites (empty when refused)")
+    refused: bool = Field(description="true: the documents don't contain the answer")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "chatbot"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ChunkExample(BaseModel):
+    """One `data:` line of the stream (`chat.completion.chunk`); the last chunk (finish_reason `stop`) also
+    carries `citations` and `refused`; then `data: [DONE]`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    citations: list[Citation] | None = None
+    refused: bool | None = None
+
+
+def question_and_history(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
+    last = messages[-1]
+    if last.role != "user":
+        raise ChatbotError(f"The last message must be the user's question (role \"user\"), not \"{last.role}\".")
+    question = last.text()
+    if not question.strip():
+        raise EmptyQuestion()
+    history = [Turn(role="user" if m.role == "user" else "assistant", content=m.text())
+               for m in messages[:-1] if m.role in ("user", "assistant") and m.text().strip()]
+    return question, history
+
+
+def completion(answer: Answer, model: str) -> ChatCompletion:
+    return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=model,
+                          choices=[CompletionChoice(message=CompletionMessage(content=answer.answer))],
+                          citations=answer.citations, refused=answer.refused)
+
+
+STREAM_DESCRIPTION = """With `"stream": true`: Server-Sent Events in OpenAI's format, `data: {chat.completion.chunk}`
+lines and a final `data: [DONE]`. The first chunk (role `assistant`) comes once retrieval is done; the answer
+text comes once it is **verified** (the model's provisional drafts are not sent here, since OpenAI clients
+append every delta and could not take one back; POST /api/v1/ask/stream streams the drafts). The last chunk has
+`finish_reason: "stop"` and the top-level `citations` and `refused`. A failure mid-stream is sent as
+`data: {"error": {...}}`, which the openai SDK raises as an APIError."""
+
+
+def openai_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Depends(ctx.counted)], responses=ERROR_RESPONSES,
+                       tags=["openai-compatible"])
+
+    @router.get("/models", response_model=ModelList, summary="The one model this server answers as")
+    def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=MODEL_ID, created=int(ctx.state.started_at))])
+
+    @router.post("/chat/completions", response_model=ChatCompletion,
+                 summary="OpenAI-compatible chat completion (JSON, or SSE with stream: true)",
+                 description=STREAM_DESCRIPTION,
+                 responses={200: {"description": "a completion, or with `stream: true` an event stream",
+                                  "content": {"text/event-stream": {"schema": ChunkExample.model_json_schema()}}}})
+    async def chat_completions(body: ChatCompletionRequest) -> Any:
+        service = ctx.state.service
+        question, history = question_and_history(body.messages)
+        model = MODEL_ID
+        if not body.stream:
+            def answer() -> Answer:
+                doc_ids = resolve_doc_ids(service, body.doc_ids, body.filter)
+                refuse_when_full(service)
+                try:
+                    return service.ask(question, history=history, top_k=body.top_k, doc_ids=doc_ids)
+                except ChatbotError as exc:
+                    raise with_retry_after(exc, service) from None
+
+            result = await run_in_threadpool(answer)
+            ctx.metrics.observe_answer(result)
+            return JSONResponse(completion(result, model).model_dump(mode="json"))
+
+        stream = await run_in_threadpool(lambda: open_stream(
+            service, question, history=history, top_k=body.top_k, doc_ids=body.doc_ids, filt=body.filter))
+        chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> ServerSentEvent:
+            data = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+            return ServerSentEvent(data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+        async def events() -> AsyncGenerator[ServerSentEvent, None]:
+            async with aclosing(observed(ctx, stream)) as items:
+                async for event in items:
+                    if isinstance(event, SourcesEvent):
+                        yield chunk({"role": "assistant", "content": ""})
+                    elif isinstance(event, AnswerEvent):
+                        a = event.answer
+                        yield chunk({"content": a.answer})
+                        yield chunk({}, "stop", citations=[c.model_dump() for c in a.citations], refused=a.refused)
+                    elif isinstance(event, ErrorEvent):
+                        retry = service.gate.retry_after() if event.code == "busy" else None
+                        error = error_body(event.status, event.code, event.message, retry_after=retry)
+                        yield ServerSentEvent(data=json.dumps(error, ensure_ascii=False))
+                        return
+            yield ServerSentEvent(data="[DONE]")
+
+        return event_source(events())
+
+    return router

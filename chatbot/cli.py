@@ -228,33 +228,6 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    from chatbot.api.keys import KeyStore
-    from chatbot.db import Database
-
-    store = KeyStore(Database(_settings(args).db_path))
-    if args.keys_command == "create":
-        record, key = store.create(args.name or "")
-        print(key)
-        print(f"Created API key {record.id} ({record.name or 'no name'}). It is shown only this once: store it now. "
-              "Every API request now needs the header `Authorization: Bearer <key>`.", file=sys.stderr)
-    elif args.keys_command == "list":
-        keys = store.list()
-        if args.json:
-            print(json.dumps([k.model_dump() for k in keys], ensure_ascii=False))
-        elif not keys:
-            print("No API keys: the API is open to whoever can reach it (loopback only, unless --open-api).",
-                  file=sys.stderr)
-        for k in keys if not args.json else []:
-            state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
-            print(f"{k.id:>4}  {k.prefix}…  {k.name or '-':<20} created {k.created_at}  "
-                  f"last used {k.last_used_at or 'never'}  {state}")
-    else:
-        record = store.revoke(args.key)
-        print(f"Revoked API key {record.id} ({record.name or record.prefix + '…'}).", file=sys.stderr)
-    return 0
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from chatbot.evaluation.runner import main as eval_main
 
@@ -295,18 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
     e.add_argument("--output", "-o", help="write to this file instead of standard output")
     e.set_defaults(func=cmd_feedback)
-
-    p = sub.add_parser("keys", help="API keys for the HTTP API (stored hashed in the database)")
-    ksub = p.add_subparsers(dest="keys_command", required=True)
-    k = ksub.add_parser("create", help="create a key and print it (shown only once)")
-    k.add_argument("--name", help="what the key is for, e.g. the portal's name")
-    k.set_defaults(func=cmd_keys)
-    k = ksub.add_parser("list", help="list keys (id, first characters, name, dates; never the key)")
-    k.add_argument("--json", action="store_true", help="print one JSON array")
-    k.set_defaults(func=cmd_keys)
-    k = ksub.add_parser("revoke", help="revoke a key: by id, name, its first characters or the whole key")
-    k.add_argument("key", help="id, name, prefix or key")
-    k.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("keys", help="API keys for the HTTP API (stored hashed in the database)")
     ksub = p.add_subparsers(dest="keys_command", required=True)

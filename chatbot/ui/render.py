@@ -1,0 +1,119 @@
+"""HTML of the chat, rendered from Jinja2 templates with autoescape: every document or model text is escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from chatbot.citations import MARKER
+from chatbot.schemas import Answer
+from chatbot.ui.conversation import CitedPassage, Conversation, DocSummary
+from chatbot.ui.i18n import LANGUAGES, example_questions, t
+
+QUESTION_SHOWN = 280  # characters of a question shown in its bubble (a 10,000-character paste is cut)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of an answer: plain text, or a citation marker [n] (`cited` is its sentence, None if unknown)."""
+
+    text: str
+    n: int | None = None
+    cited: str | None = None
+
+
+def answer_segments(text: str, citations: Sequence[CitedPassage] = ()) -> list[Segment]:
+    """Split an answer at its [n] markers ("[1, 2]" gives two); a marker knows the sentence it cites."""
+    by_n = {c.n: c.span for c in citations}
+    out: list[Segment] = []
+    pos = 0
+    for m in MARKER.finditer(text):
+        if m.start() > pos:
+            out.append(Segment(text[pos:m.start()]))
+        for part in m.group(1).replace("，", ",").split(","):
+            n = int(part.strip())
+            out.append(Segment(f"[{n}]", n=n, cited=by_n.get(n)))
+        pos = m.end()
+    if pos < len(text):
+        out.append(Segment(text[pos:]))
+    return out
+
+
+def when(timestamp: str) -> str:
+    """An ISO timestamp as "2024-07-06 09:34 UTC" (as given when it is not one)."""
+    try:
+        moment = dt.datetime.fromisoformat(timestamp.replace("+0000", "+00:00"))
+    except ValueError:
+        return timestamp
+    if moment.tzinfo is not None:
+        return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def removed_label(lang: str, n: int) -> str:
+    return t(lang, "removed_one") if n == 1 else t(lang, "removed_many", n=n)
+
+
+def seconds(lang: str, answer: Answer) -> str:
+    total = answer.timings_ms.get("total")
+    return t(lang, "seconds", s=f"{total / 1000:.1f}") if total is not None else ""
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("chatbot.ui", "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(t=t, answer_segments=answer_segments, removed_label=removed_label, seconds=seconds, when=when,
+                       QUESTION_SHOWN=QUESTION_SHOWN)
+    return env
+
+
+def _render(template: str, **context: object) -> str:
+    return _env().get_template(template).render(**context)
+
+
+def render_header(lang: str) -> str:
+    return _render("header.html", lang=lang)
+
+
+def render_conversation(conversation: Conversation, lang: str) -> str:
+    examples = example_questions().get(lang) or example_questions()["en"]
+    return _render("conversation.html", lang=lang, turns=conversation.turns, examples=examples,
+                   busy=conversation.busy)
+
+
+def render_reader(lang: str, doc: DocSummary | None = None, text: str = "", start: int = 0, end: int = 0) -> str:
+    """The reader panel: a whole document with the span start:end highlighted, or a hint when none is open."""
+    return _render("reader.html", lang=lang, doc=doc, before=text[:start], span=text[start:end], after=text[end:],
+                   start=start, end=end)
+
+
+def render_documents(lang: str, documents: Sequence[object] | None, message: str = "") -> str:
+    """The Documents tab: what is indexed (DocInfo rows), or a message (loading, nothing indexed)."""
+    return _render("documents.html", lang=lang, documents=documents or [], message=message)
+
+
+def render_notice(lang: str, message: str) -> str:
+    return _render("notice.html", lang=lang, message=message)
+
+
+@cache
+def head_html() -> str:
+    """The page's <style> and <script>, from chatbot/ui/static (served inline: nothing is fetched from outside)."""
+    static = resources.files("chatbot.ui").joinpath("static")
+    css = static.joinpath("chat.css").read_text(encoding="utf-8")
+    return f"<style>{css}</style>"
+
+
+@cache
+def script(name: str) -> str:
+    return resources.files("chatbot.ui").joinpath("static", name).read_text(encoding="utf-8")
+
+
+__all__ = ["LANGUAGES", "Segment", "answer_segments", "head_html", "render_conversation", "render_documents",
+           "render_header", "render_notice", "render_reader", "script"]

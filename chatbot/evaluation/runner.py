@@ -1,153 +1,180 @@
-"""`chatbot eval`: run gold questions through the same ChatService the chat uses (and optionally the
-llama-index baseline), score them, write eval/reports/<timestamp>/, compare with the previous run, gate."""
+"""`chatbot eval`: run gold questions (and multi-turn conversations) through the same ChatService stream the
+chat uses, optionally the plain llama-index baseline too, score both with the same independent checks, write
+eval/reports/<timestamp>/, compare with the previous run, gate, and record the figures under eval/results/."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import platform
 import subprocess
 import sys
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
-from chatbot.citations import Passage, verify_citations
 from chatbot.config import REPO_ROOT, Settings
-from chatbot.evaluation.gold import GoldItem, load_gold
-from chatbot.evaluation.metrics import Span, aggregate, percentiles, score_answer
-from chatbot.evaluation.report import compare_reports, load_report, render_comparison, summary_lines, write_reports
-from chatbot.schemas import AnswerEvent, ErrorEvent, SourcesEvent
-from chatbot.service import AnswerFailed, ChatService
-
-GROUP_KEYS = ("kind", "language")
-METRIC_NAMES = (
-    "answer_accuracy", "answerable_accuracy", "unanswerable_accuracy", "refusal_precision", "refusal_recall",
-    "wrong_refusal_rate", "citation_precision", "citation_recall", "faithfulness", "hit_at_1", "hit_at_3",
-    "hit_at_k", "mrr",
+from chatbot.errors import ChatbotError
+from chatbot.evaluation.claims import Glossary
+from chatbot.evaluation.gold import GoldError, load_gold, read_subset, select_split
+from chatbot.evaluation.metrics import Passage, Reference, Reply, aggregate, latency, score_answer
+from chatbot.evaluation.models import (
+    GoldItem,
+    HistoryTurn,
+    QuestionRecord,
+    Report,
+    RunInfo,
+    Span,
+    SystemResult,
+    SystemSummary,
 )
+from chatbot.evaluation.refusal import is_refusal
+from chatbot.evaluation.report import (
+    compare_reports,
+    load_report,
+    render_comparison,
+    summary_lines,
+    write_record,
+    write_reports,
+)
+from chatbot.evaluation.thresholds import check_gate, load_thresholds
+from chatbot.schemas import Answer, AnswerEvent, ErrorEvent, SourcesEvent, Turn
+
+STAGES = ("rewrite", "retrieve", "first_token", "total")
+ENTITIES = REPO_ROOT / "eval" / "entities.toml"
 
 
-def select(items: list[GoldItem], args: argparse.Namespace) -> list[GoldItem]:
-    if getattr(args, "subset", None):
-        wanted = [line.split("#")[0].strip() for line in Path(args.subset).read_text(encoding="utf-8").splitlines()]
-        wanted = [w for w in wanted if w]
-        by_id = {i.id: i for i in items}
-        unknown = [w for w in wanted if w not in by_id]
-        if unknown:
-            raise ValueError(f"{args.subset}: unknown ids {', '.join(unknown)}")
-        items = [by_id[w] for w in wanted]
-    if getattr(args, "kinds", None):
-        items = [i for i in items if i.raw["kind"] in set(args.kinds)]
-    if getattr(args, "limit", None):
-        items = items[: args.limit]
-    return items
-
-
-def run_chatbot(service: ChatService, item: GoldItem) -> tuple[dict, dict]:
-    sources = None
-    answer = None
-    for event in service.ask_stream(item.raw["question"], id=item.id):
-        if isinstance(event, SourcesEvent):
-            sources = event
-        elif isinstance(event, AnswerEvent):
-            answer = event.answer
-        elif isinstance(event, ErrorEvent):
-            raise AnswerFailed(event)
-    assert answer is not None
-    cited = [Span(c.doc_id, c.start, c.end) for c in answer.citations]
-    ranked = [Span(c.doc_id, c.start, c.end) for c in sources.chunks] if sources else []
-    verdict = score_answer(item.raw, answer.answer, answer.refused, cited, answer.unsupported, item.spans, ranked)
-    row = {
-        "answer": answer.answer, "refused": answer.refused, "correct": verdict.correct, "why": verdict.why,
-        "missing_facts": verdict.missing_facts,
-        "citations": [{"n": c.n, "start": c.start, "end": c.end, "text": c.text, "precise": p}
-                      for c, p in zip(answer.citations, verdict.precise)],
-        "unsupported": answer.unsupported, "citation_precision": verdict.citation_precision,
-        "citation_recall": verdict.citation_recall, "faithfulness": verdict.faithfulness,
-        "hit_rank": verdict.hit_rank, "timings_ms": answer.timings_ms,
-    }
-    return row, {"precise": verdict.precise}
-
-
-def run_baseline(baseline, service: ChatService, item: GoldItem) -> tuple[dict, dict]:  # noqa: ANN001
-    got = baseline.ask(item.raw["question"])
-    cited_sources = [s for s in got.sources if s.n in got.cited]
-    cited = [Span(s.doc_id, s.start, s.end) for s in cited_sources]
-    ranked = [Span(s.doc_id, s.start, s.end) for s in got.sources]
-    # Measured with our verifier, without changing the baseline's answer.
-    check = verify_citations(got.answer, [Passage(s.n, s.doc_id, s.start, s.end, s.text) for s in got.sources],
-                             item.raw["question"], service.similarity,
-                             min_lexical=service.settings.min_lexical_support,
-                             min_similarity=service.settings.min_semantic_support)
-    verdict = score_answer(item.raw, got.answer, got.refused, cited, check.unsupported if not got.refused else [],
-                           item.spans, ranked)
-    if not got.refused:
-        kept = sum(1 for v in check.sentences if v.supported)
-        total = len(check.sentences)
-        verdict.faithfulness = kept / total if total else None
-    row = {
-        "answer": got.answer, "refused": got.refused, "correct": verdict.correct, "why": verdict.why,
-        "missing_facts": verdict.missing_facts,
-        "citations": [{"n": s.n, "start": s.start, "end": s.end, "text": s.text, "precise": p}
-                      for s, p in zip(cited_sources, verdict.precise)],
-        "unsupported": [], "citation_precision": verdict.citation_precision,
-        "citation_recall": verdict.citation_recall, "faithfulness": verdict.faithfulness,
-        "hit_rank": verdict.hit_rank, "timings_ms": got.timings_ms,
-    }
-    return row, {"precise": verdict.precise}
-
-
-def summarise(questions: list[dict], system: str, extras: dict[str, dict]) -> dict:
-    rows = []
-    for q in questions:
-        r = q[system]
-        rows.append({**r, "kind": q["kind"], "language": q["language"], "has_gold": bool(q["gold_evidence"]),
-                     "precise": extras[q["id"]]["precise"]})
-    out: dict[str, Any] = {"metrics": aggregate(rows), "by_kind": {}, "by_language": {}, "judged": None}
-    for key, field in (("by_kind", "kind"), ("by_language", "language")):
-        for value in sorted({r[field] for r in rows}):
-            out[key][value] = aggregate([r for r in rows if r[field] == value])
-    cited_chars = [c["end"] - c["start"] for q in questions for c in q[system]["citations"]]
-    out["metrics"]["mean_cited_chars"] = round(sum(cited_chars) / len(cited_chars), 1) if cited_chars else None
-    out["latency_ms"] = {
-        stage: percentiles([r["timings_ms"][stage] for r in rows if stage in r["timings_ms"]])
-        for stage in ("retrieve", "first_token", "total")
-    }
-    return out
-
-
-def check_gate(metrics: dict, by_language: dict, thresholds_path: Path) -> dict:
-    with thresholds_path.open("rb") as f:
-        config = tomllib.load(f)
-    thresholds = config.get("thresholds", config)
-    failures = []
-    for name, minimum in thresholds.items():
-        if name == "max_language_gap":
-            continue
-        value = metrics.get(name)
-        if value is None or value < minimum:
-            failures.append(f"{name} {'missing' if value is None else f'{value:.3f}'} < {minimum:.3f}")
-    gap = thresholds.get("max_language_gap")
-    if gap is not None and {"en", "zh"} <= set(by_language):
-        en, zh = by_language["en"]["answer_accuracy"], by_language["zh"]["answer_accuracy"]
-        if en is not None and zh is not None and en - zh > gap:
-            failures.append(f"max_language_gap {en - zh:.3f} > {gap:.3f} (en {en:.3f}, zh {zh:.3f})")
-    return {"thresholds": thresholds, "failures": failures, "passed": not failures}
-
-
-def _git_rev() -> str:
+def chatbot_reply(service, question: str, *, id: str | None = None,  # noqa: ANN001 - a ChatService
+                  history: list[Turn] | None = None) -> tuple[Reply, Answer | None]:
+    """One question through `ask_stream`, as the chat consumes it: the sources event gives what the model was
+    shown and the ranked chunks, the answer event the verified answer."""
+    sources: SourcesEvent | None = None
+    answer: Answer | None = None
+    error = None
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=5).stdout.strip()
+        for event in service.ask_stream(question, id=id, history=history):
+            if isinstance(event, SourcesEvent):
+                sources = event
+            elif isinstance(event, AnswerEvent):
+                answer = event.answer
+            elif isinstance(event, ErrorEvent):
+                error = f"{event.code}: {event.message}"
+    except ChatbotError as exc:
+        error = f"{exc.code}: {exc}"
+    prompt = [Span(doc_id=s.doc_id, start=s.start, end=s.end) for s in sources.sources] if sources else []
+    ranked = [Span(doc_id=c.doc_id, start=c.start, end=c.end) for c in sources.chunks] if sources else []
+    if answer is None:
+        return Reply(answer="", refused=False, cited=[], prompt=prompt, ranked=ranked,
+                     error=error or "no answer event"), None
+    return Reply(
+        answer=answer.answer, refused=answer.refused,
+        cited=[Passage(c.n, c.doc_id, c.start, c.end, c.text) for c in answer.citations],
+        prompt=prompt, ranked=ranked, unsupported=answer.unsupported, timings_ms=answer.timings_ms,
+        standalone_question=answer.standalone_question,
+    ), answer
+
+
+def baseline_reply(baseline, question: str) -> Reply:  # noqa: ANN001 - a LlamaIndexBaseline
+    got = baseline.ask(question)
+    cited = [Passage(s.n, s.doc_id, s.start, s.end, s.text) for s in got.sources if s.n in got.cited]
+    spans = [Span(doc_id=s.doc_id, start=s.start, end=s.end) for s in got.sources]
+    return Reply(answer=got.answer, refused=is_refusal(got.answer), cited=cited, prompt=spans, ranked=spans,
+                 timings_ms=got.timings_ms)
+
+
+def _record(item: GoldItem, history: list[HistoryTurn] | None = None) -> QuestionRecord:
+    return QuestionRecord(id=item.id, split=item.split, question=item.question, language=item.language,
+                          kind=item.kind, expected=item.answers, gold_evidence=item.evidence, premise=item.premise,
+                          history=history or [])
+
+
+def _rows(items: list[GoldItem], records: list[QuestionRecord], system: str) -> list[tuple[GoldItem, SystemResult]]:
+    return [(i, r.results[system]) for i, r in zip(items, records) if system in r.results]
+
+
+def summarise(items: list[GoldItem], records: list[QuestionRecord], conversations: list[GoldItem],
+              conv_records: list[QuestionRecord], system: str) -> SystemSummary:
+    rows = _rows(items, records, system)
+    summary = SystemSummary(metrics=aggregate(rows))
+    for field, key in (("by_kind", lambda i: i.kind), ("by_language", lambda i: i.language),
+                       ("by_split", lambda i: i.split)):
+        groups: dict[str, list] = {}
+        for item, result in rows:
+            groups.setdefault(key(item), []).append((item, result))
+        setattr(summary, field, {g: aggregate(v) for g, v in sorted(groups.items())})
+    conv_rows = _rows(conversations, conv_records, system)
+    if conv_rows:
+        summary.followup = aggregate(conv_rows)
+        by_lang: dict[str, list] = {}
+        for item, result in conv_rows:
+            by_lang.setdefault(item.language, []).append((item, result))
+        summary.followup_by_language = {g: aggregate(v) for g, v in sorted(by_lang.items())}
+    results = [r for _, r in rows] + [r for _, r in conv_rows]
+    summary.latency_ms = {stage: latency([r.timings_ms[stage] for r in results if stage in r.timings_ms])
+                          for stage in STAGES}
+    return summary
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
-def _previous_report(out_root: Path, current: Path) -> Path | None:
-    runs = sorted(p for p in out_root.iterdir() if p.is_dir() and (p / "report.json").is_file() and p != current)
-    return runs[-1] if runs else None
+def _machine() -> dict[str, object]:
+    info: dict[str, object] = {"platform": platform.platform(), "machine": platform.machine(),
+                               "python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+                break
+    except OSError:
+        pass
+    try:
+        import llama_cpp
+
+        info["llama_cpp_python"] = llama_cpp.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def run_info(args: argparse.Namespace, settings: Settings, gold_path: Path, conv_path: Path | None,
+             n: int, n_conv: int, llm: str) -> RunInfo:
+    dumped = settings.model_dump(mode="json")
+    dumped.pop("hosted_api_key", None)
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return RunInfo(
+        timestamp=dt.datetime.now().isoformat(timespec="seconds"), command="chatbot eval " + " ".join(sys.argv[2:]),
+        gold_set=str(gold_path), conversations_file=str(conv_path) if conv_path else None, split=args.split,
+        subset=args.subset, n=n, n_conversations=n_conv, llm=llm, git_commit=_git("rev-parse", "HEAD"),
+        git_dirty=dirty, settings=dumped, machine=_machine(),
+    )
+
+
+def _select(args: argparse.Namespace, items: list[GoldItem]) -> list[GoldItem]:
+    chosen = select_split(items, args.split)
+    if args.subset:
+        subset = read_subset(Path(args.subset), items)
+        outside = [i.id for i in subset if args.split != "all" and i.split != args.split]
+        if outside:
+            raise GoldError(f"{args.subset}: not in the {args.split} split: {', '.join(outside)}")
+        chosen = subset
+    if args.kinds:
+        chosen = [i for i in chosen if i.kind in set(args.kinds)]
+    return chosen[: args.limit] if args.limit else chosen
+
+
+def _progress(items: list, desc: str, args: argparse.Namespace):  # noqa: ANN202
+    return tqdm(items, desc=desc, unit="q", disable=args.no_progress)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -156,10 +183,28 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print(render_comparison(comparison))
         return 0
     gold_path = Path(args.gold) if args.gold else REPO_ROOT / "eval" / "gold.jsonl"
-    items = select(load_gold(gold_path, settings.corpus_dir), args)
-    if not items:
+    items = _select(args, load_gold(gold_path, settings.corpus_dir))
+    conv_path = None
+    conversations: list[GoldItem] = []
+    if args.conversations:
+        conv_path = Path(args.conversations)
+        if not conv_path.is_absolute() and not conv_path.exists():
+            conv_path = REPO_ROOT / conv_path
+        conversations = select_split(load_gold(conv_path, settings.corpus_dir, conversations=True), args.split)
+        if args.kinds:
+            conversations = [c for c in conversations if c.kind in set(args.kinds)]
+        conversations = conversations[: args.limit] if args.limit else conversations
+    if not items and not conversations:
         print("No questions selected.", file=sys.stderr)
         return 2
+    thresholds = load_thresholds(Path(args.gate)) if args.gate else None
+    from chatbot.corpus import load_corpus
+
+    reference = Reference({d.doc_id: d.text for d in load_corpus(settings.corpus_dir).documents},
+                          Glossary.load(ENTITIES))
+
+    from chatbot.service import ChatService
+
     service = ChatService.from_settings(settings)
     service.warmup()
     baseline = None
@@ -168,54 +213,71 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
         baseline = LlamaIndexBaseline(settings)
 
-    questions: list[dict] = []
-    extras: dict[str, dict] = {}
-    extras_baseline: dict[str, dict] = {}
-    for item in tqdm(items, desc="Evaluating", unit="q", disable=args.no_progress):
-        row, extra = run_chatbot(service, item)
-        q = {"id": item.id, "question": item.raw["question"], "language": item.raw["language"],
-             "kind": item.raw["kind"], "expected": item.raw["answers"], "gold_evidence": item.raw["evidence"],
-             "chatbot": row}
-        extras[item.id] = extra
+    records: list[QuestionRecord] = []
+    for item in _progress(items, "Questions", args):
+        record = _record(item)
+        reply, _ = chatbot_reply(service, item.question, id=item.id)
+        record.results["chatbot"] = score_answer(item, reply, reference)
         if baseline is not None:
-            q["baseline"], extras_baseline[item.id] = run_baseline(baseline, service, item)
-        questions.append(q)
+            record.results["baseline"] = score_answer(item, baseline_reply(baseline, item.question), reference)
+        records.append(record)
 
-    systems = {"chatbot": summarise(questions, "chatbot", extras)}
-    if baseline is not None:
-        systems["baseline"] = summarise(questions, "baseline", extras_baseline)
+    conv_records = [run_conversation(service, c, reference) for c in _progress(conversations, "Conversations", args)]
+
+    systems = ["chatbot"] + (["baseline"] if baseline is not None else [])
+    info = run_info(args, settings, gold_path, conv_path, len(items), len(conversations),
+                    getattr(service.llm, "name", ""))
+    report = Report(run=info, questions=records, conversations=conv_records,
+                    baseline_setup=baseline.setup() if baseline is not None else [],
+                    systems={s: summarise(items, records, conversations, conv_records, s) for s in systems})
     if args.judge:
         from chatbot.evaluation.judge import judge_run
 
         for name in systems:
-            systems[name]["judged"] = judge_run(service.llm, questions, name)
-    ratio = None
+            report.systems[name].judged = judge_run(service.llm, records, name)
     if baseline is not None:
-        ours, theirs = systems["chatbot"]["latency_ms"]["total"], systems["baseline"]["latency_ms"]["total"]
-        ratio = {k: round(theirs[k] / ours[k], 2) for k in ("p50", "p95") if ours[k] and theirs[k]}
-        ratio = {f"total_{k}": v for k, v in ratio.items()}
+        ours, theirs = report.systems["chatbot"].latency_ms["total"], report.systems["baseline"].latency_ms["total"]
+        report.latency_ratio = {f"total_{k}": round(getattr(theirs, k) / getattr(ours, k), 2)
+                                for k in ("p50", "p95") if getattr(ours, k) and getattr(theirs, k)}
 
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_root = Path(args.out) if args.out else REPO_ROOT / "eval" / "reports"
     out_root.mkdir(parents=True, exist_ok=True)
-    out_dir = out_root / stamp
-    report: dict[str, Any] = {
-        "run": {"timestamp": dt.datetime.now().isoformat(timespec="seconds"), "gold_set": str(gold_path),
-                "n": len(questions), "llm": getattr(service.llm, "name", ""), "git": _git_rev(),
-                "subset": args.subset},
-        "systems": systems, "latency_ratio": ratio, "questions": questions, "comparison": None, "gate": None,
-    }
+    out_dir = out_root / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     previous = _previous_report(out_root, out_dir)
     if previous is not None:
-        comparison = compare_reports(load_report(previous), report)
-        report["comparison"] = {"previous": str(previous), **comparison}
-    if args.gate:
-        report["gate"] = check_gate(systems["chatbot"]["metrics"], systems["chatbot"]["by_language"], Path(args.gate))
+        try:
+            report.comparison = compare_reports(load_report(previous), report)
+            report.comparison.previous = str(previous)
+        except ChatbotError:
+            report.comparison = None  # an older report format: nothing to compare with
+    if thresholds is not None:
+        report.gate = check_gate(report.systems["chatbot"], thresholds)
     write_reports(report, out_dir)
     for line in summary_lines(report):
         print(line)
     print(f"Report: {out_dir / 'report.html'}")
-    if report["gate"] is not None and not report["gate"]["passed"]:
-        print("Eval gate FAILED: " + "; ".join(report["gate"]["failures"]), file=sys.stderr)
+    if args.record:
+        print(f"Recorded: {write_record(report, REPO_ROOT / 'eval' / 'results')}")
+    if report.gate is not None and not report.gate.passed:
+        print("Eval gate FAILED: " + "; ".join(report.gate.failures), file=sys.stderr)
         return 1
     return 0
+
+
+def run_conversation(service, conv: GoldItem, reference: Reference,  # noqa: ANN001 - a ChatService
+                     ask: Callable[..., tuple[Reply, Answer | None]] = chatbot_reply) -> QuestionRecord:
+    """Ask the earlier questions in order, each with the conversation so far (the assistant turns are the
+    chatbot's own answers from this run), then score the last question's answer."""
+    turns: list[Turn] = []
+    for i, question in enumerate(conv.history, 1):
+        reply, _ = ask(service, question, id=f"{conv.id}-turn{i}", history=list(turns))
+        turns += [Turn(role="user", content=question), Turn(role="assistant", content=reply.answer)]
+    reply, _ = ask(service, conv.question, id=conv.id, history=list(turns))
+    record = _record(conv, [HistoryTurn(role=t.role, content=t.content) for t in turns])
+    record.results["chatbot"] = score_answer(conv, reply, reference)
+    return record
+
+
+def _previous_report(out_root: Path, current: Path) -> Path | None:
+    runs = sorted(p for p in out_root.iterdir() if p.is_dir() and (p / "report.json").is_file() and p != current)
+    return runs[-1] if runs else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -45,3 +46,36 @@ class ScriptedLLM:
         reply = self.replies.pop(0) if self.replies else "The documents do not say."
         for word in reply.split(" "):
             yield word + " "
+
+
+class ScriptedSlowLLM(ScriptedLLM):
+    """A ScriptedLLM that writes one word per `delay` seconds, can go on for ever (`endless`) or raise `fail`
+    after its first word, and counts the streams closed before their end (their consumer went away)."""
+
+    def __init__(self, *replies: str, delay: float = 0.05, endless: bool = False,
+                 fail: Exception | None = None) -> None:
+        super().__init__(*replies)
+        self.delay = delay
+        self.endless = endless
+        self.fail = fail
+        self.closed_early = 0
+        self.finished = 0
+
+    def stream(self, messages: list[dict[str, str]], *, max_tokens: int) -> Iterator[str]:
+        self.prompts.append(messages)
+        words = (self.replies.pop(0) if self.replies else "The documents do not say.").split(" ")
+        done = False
+        try:
+            i = 0
+            while self.endless or i < len(words):
+                if self.fail is not None and i == 1:
+                    raise self.fail
+                time.sleep(self.delay)
+                yield words[i % len(words)] + " "
+                i += 1
+            done = True
+        finally:
+            if done:
+                self.finished += 1
+            else:
+                self.closed_early += 1

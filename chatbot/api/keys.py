@@ -99,8 +99,9 @@ class KeyStore:
             with self.db.connect() as con:
                 row = con.execute("SELECT id FROM api_keys WHERE key_hash = ?", (digest,)).fetchone()
             ref = str(row["id"]) if row else ref
-        matches = [k for k in every if str(k.id) == ref] or [k for k in every if ref and k.prefix.startswith(ref)] \
-            or [k for k in every if ref and k.name == ref]
+        by_prefix = ref.startswith(KEY_PREFIX) and len(ref) > len(KEY_PREFIX)
+        matches = [k for k in every if str(k.id) == ref] or [k for k in every if ref and k.name == ref] \
+            or [k for k in every if by_prefix and (k.prefix.startswith(ref) or ref.startswith(k.prefix))]
         active = [k for k in matches if k.active]
         if not active:
             if matches:

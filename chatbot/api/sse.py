@@ -50,7 +50,7 @@ async def iterate_closing(iterator: Iterator[T]) -> AsyncGenerator[T, None]:
 
 
 def event_source(events: AsyncGenerator[ServerSentEvent, None]) -> EventSourceResponse:
-    """An SSE response (`\\n` line ends, a ping comment every PING_S seconds). `events` is closed however the
+    """An SSE response (CRLF line ends, a ping comment every PING_S seconds). `events` is closed however the
     response ends, so the generators inside it (and the service stream) are closed too."""
 
     async def body() -> AsyncIterator[ServerSentEvent]:
@@ -58,4 +58,4 @@ def event_source(events: AsyncGenerator[ServerSentEvent, None]) -> EventSourceRe
             async for event in events:
                 yield event
 
-    return EventSourceResponse(body(), sep="\n", ping=PING_S, headers={"Cache-Control": "no-cache"})
+    return EventSourceResponse(body(), ping=PING_S, headers={"Cache-Control": "no-cache"})

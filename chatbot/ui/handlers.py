@@ -68,14 +68,16 @@ class ChatHandlers:
     def _answer(self, turn: ChatTurn, history: list) -> Iterator[None]:
         """Advance `turn` through the service's stream, yielding whenever the page should repaint."""
         events = None
+        unpainted = False
         try:
             service = self.state.service
             events = service.ask_stream(turn.question, history=history, id=turn.id)
             painted = 0.0
             for event in events:
                 apply_event(turn, event, service, model_busy=isinstance(event, SourcesEvent) and service.gate.active > 0)
+                unpainted = True
                 if not isinstance(event, DraftEvent) or time.monotonic() - painted >= DRAFT_REFRESH_S:
-                    painted = time.monotonic()
+                    painted, unpainted = time.monotonic(), False
                     yield
         except ChatbotError as exc:
             fail(turn, str(exc), exc.code)
@@ -83,11 +85,13 @@ class ChatHandlers:
             log.exception("the chat failed to answer %r", turn.question[:200])
             fail(turn, INTERNAL_ERROR, "internal")
         finally:
-            if events is not None:
-                events.close()  # frees the model when the browser went away mid-answer
-        if not turn.finished:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # the service's stream is a generator: closing it frees the model mid-answer
+        if not turn.finished:  # a stream that ended without its answer
             fail(turn, INTERNAL_ERROR, "internal")
-        yield
+        if unpainted or turn.phase == "error":
+            yield
 
     # Feedback -----------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from chatbot.config import Settings
 from chatbot.corpus import MANIFEST, load_corpus
 from chatbot.embeddings import resolve_st_path
+from chatbot.evaluation.claims import cited_numbers
 from chatbot.llm import resolve_model_path
 from chatbot.store import chroma_client
 
@@ -149,6 +150,5 @@ class LlamaIndexBaseline:
             body = re.sub(r"^Source \d+:\s*", "", node.node.get_content()).strip()
             doc_id, start, end = self._locate(str(node.node.metadata.get("file_name", "")), body)
             sources.append(BaselineSource(n, doc_id, start, end, body))
-        cited = sorted({int(m) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", text)
-                        for m in re.findall(r"\d+", group) if 0 < int(m) <= len(sources)})
+        cited = sorted(n for n in cited_numbers(text) if 0 < n <= len(sources))
         return BaselineAnswer(text, sources, cited, {"total": round(total, 1)})

@@ -11,8 +11,10 @@ from pathlib import Path
 from chatbot.errors import ChatbotError
 from chatbot.numbers import Quantity, extract_quantities, same_value
 
-MARKER = re.compile(r"\[\s*(\d+(?:\s*[,，]\s*\d+)*)\s*\]")
-_LEADING_MARKERS = re.compile(r"^\s*((?:\[\s*\d+(?:\s*[,，]\s*\d+)*\s*\]\s*)+)")
+# "[1]", "[1, 2]", and the "[Source 2]" form llama-index's citation prompt invites.
+_ONE = r"(?:source\s*)?\d+"
+MARKER = re.compile(rf"\[\s*({_ONE}(?:\s*[,，]\s*{_ONE})*)\s*\]", re.IGNORECASE)
+_LEADING_MARKERS = re.compile(rf"^\s*((?:\[\s*{_ONE}(?:\s*[,，]\s*{_ONE})*\s*\]\s*)+)", re.IGNORECASE)
 # A sentence ends at . ! ? 。！？； (plus closing quotes) before whitespace, a marker, Chinese text or the end;
 # "1.05" and "e.g." do not end one.
 _END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?。！？；]+[\"”’')）」]*(?=\s|$|\[|[\u3400-\u9fff])")
@@ -36,6 +38,11 @@ ai soe soes state-owned enterprise enterprises shanghai china chinese municipal 
 
 def strip_markers(text: str) -> str:
     return MARKER.sub("", text)
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every source number the text's markers name, in order of first mention."""
+    return list(dict.fromkeys(n for group in MARKER.findall(text) for n in _numbers(group)))
 
 
 def language_of(text: str) -> str:

@@ -160,3 +160,10 @@ def test_answer_sentences_keep_their_markers_and_language():
 def test_percentiles():
     p = percentiles([1, 2, 3, 4, 100])
     assert p["p50"] == 3 and p["p95"] > 50 and p["values"] == [1, 2, 3, 4, 100]
+
+
+def test_source_markers_in_llama_index_style_are_citations_not_numbers():
+    item = gold(kind="fact", answers=[["Shanghai Electric"]], evidence=[ELECTRIC], question="Who supplies compute?")
+    r = score_answer(item, reply("Shanghai Electric supplies it [Source 2].", [passage(2, ELECTRIC)]), REF)
+    assert r.correct and r.faithfulness == 1.0, r.why
+    assert sentences("It is 11 [Source 1, Source 3].")[0].markers == [1, 3]

@@ -207,7 +207,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     store = KeyStore(Database(_settings(args).db_path))
     if args.keys_command == "create":
-        record, key = store.create(args.name or "")
+        record, key = store.create(args.name or "", rate_limit=args.rate_limit)
         print(key)
         print(f"Created API key {record.id} ({record.name or 'no name'}). It is shown only this once: store it now. "
               "Every API request now needs the header `Authorization: Bearer <key>`.", file=sys.stderr)
@@ -220,8 +220,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         for k in keys if not args.json else []:
             state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+            limit = "default limit" if k.rate_limit is None else f"{k.rate_limit}/min" if k.rate_limit else "no limit"
             print(f"{k.id:>4}  {k.prefix}…  {k.name or '-':<20} created {k.created_at}  "
-                  f"last used {k.last_used_at or 'never'}  {state}")
+                  f"last used {k.last_used_at or 'never'}  {limit}  {state}")
     else:
         record = store.revoke(args.key)
         print(f"Revoked API key {record.id} ({record.name or record.prefix + '…'}).", file=sys.stderr)
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = p.add_subparsers(dest="keys_command", required=True)
     k = ksub.add_parser("create", help="create a key and print it (shown only once)")
     k.add_argument("--name", help="what the key is for, e.g. the portal's name")
+    k.add_argument("--rate-limit", type=int, dest="rate_limit", metavar="N",
+                   help="requests per minute for this key (default: the server's rate_limit_per_minute; 0: none)")
     k.set_defaults(func=cmd_keys)
     k = ksub.add_parser("list", help="list keys (id, first characters, name, dates; never the key)")
     k.add_argument("--json", action="store_true", help="print one JSON array")

@@ -19,12 +19,14 @@ from chatbot.api.errors import ERROR_RESPONSES, install_error_handlers
 from chatbot.api.keys import KeyStore
 from chatbot.api.limits import BodyLimitMiddleware, RateLimiter
 from chatbot.api.metrics import ApiMetrics, MetricsMiddleware
-from chatbot.api.openai_compat import openai_router
+from chatbot.api.openai_compat import ChatCompletionChunk, openai_router
+from chatbot.api.openapi import add_components
 from chatbot.api.routes import ApiContext, native_router
 from chatbot.api.widget import widget_router
 from chatbot.config import Settings
 from chatbot.db import Database
 from chatbot.errors import ChatbotError
+from chatbot.schemas import StreamEvent
 
 if TYPE_CHECKING:
     from chatbot.app import AppState
@@ -53,6 +55,7 @@ def install_api(app: FastAPI, state: AppState) -> None:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(ops)
+    add_components(app, {"StreamEvent": StreamEvent, "ChatCompletionChunk": ChatCompletionChunk})
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -23,6 +23,7 @@ class Caller:
     id: str  # what the rate limit counts: the key, or the client address while no key exists
     who: str  # the same, for messages
     key_id: int | None = None
+    rate_limit: int | None = None  # the key's own limit per minute (None: the server's)
 
 
 def _token(request: Request) -> str | None:
@@ -38,7 +39,7 @@ def caller_of(request: Request, keys: KeyStore) -> Caller:
     token = _token(request)
     required, key = keys.check(token)
     if key is not None:
-        return Caller(f"key:{key.id}", f"API key {key.prefix}…", key.id)
+        return Caller(f"key:{key.id}", f"API key {key.prefix}…", key.id, key.rate_limit)
     if required:
         if token is None:
             raise Unauthorized("This API needs a key: send the header `Authorization: Bearer <key>`. An "
@@ -62,7 +63,7 @@ def dependencies(keys: KeyStore, limiter: RateLimiter) -> tuple[Callable[..., Ca
 
     def counted(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> Caller:
         caller = caller_of(request, keys)
-        limiter.hit(caller.id, caller.who)
+        limiter.hit(caller.id, caller.who, caller.rate_limit)
         return caller
 
     return authenticated, counted

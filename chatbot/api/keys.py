@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     key_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     revoked_at TEXT,
-    last_used_at TEXT
+    last_used_at TEXT,
+    rate_limit INTEGER
 );
 """
 
@@ -40,6 +41,7 @@ class ApiKey(BaseModel):
     created_at: str
     revoked_at: str | None = None
     last_used_at: str | None = None
+    rate_limit: int | None = None  # requests per minute for this key; None: the server's rate_limit_per_minute
 
     @property
     def active(self) -> bool:
@@ -74,14 +76,16 @@ class KeyStore:
         self._touched: dict[int, float] = {}
         self._lock = threading.Lock()
 
-    def create(self, name: str = "") -> tuple[ApiKey, str]:
+    def create(self, name: str = "", *, rate_limit: int | None = None) -> tuple[ApiKey, str]:
         """A new key: returns its record and the key itself, which is not stored and cannot be shown again."""
+        if rate_limit is not None and rate_limit < 0:
+            raise ChatbotError("A key's rate limit is a number of requests per minute (0: no limit).")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         name = name.strip()[:100]
         with self.db.connect() as con:
             cur = con.execute(
-                "INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, key[:SHOWN_CHARS], hash_key(key), _now()))
+                "INSERT INTO api_keys (name, prefix, key_hash, created_at, rate_limit) VALUES (?, ?, ?, ?, ?)",
+                (name, key[:SHOWN_CHARS], hash_key(key), _now(), rate_limit))
             row = con.execute("SELECT * FROM api_keys WHERE id = ?", (cur.lastrowid,)).fetchone()
         return ApiKey(**dict(row)), key
 

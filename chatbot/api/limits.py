@@ -65,24 +65,27 @@ class BodyLimitMiddleware:
 
 
 class RateLimiter:
-    """At most `per_minute` requests per caller in any 60 s (a sliding window); 0 means no limit."""
+    """At most `per_minute` requests per caller in any 60 s (a sliding window); 0 means no limit. Only
+    requests that are let through count."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._seen: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, caller: str, who: str) -> None:
-        """Count one request of `caller`, or raise RateLimited (with the seconds until one is allowed)."""
-        if self.per_minute <= 0:
+    def hit(self, caller: str, who: str, limit: int | None = None) -> None:
+        """Count one request of `caller`, or raise RateLimited (with the seconds until one is allowed).
+        `limit` overrides the default for this caller (a key's own limit)."""
+        per_minute = self.per_minute if limit is None else limit
+        if per_minute <= 0:
             return
         now = time.monotonic()
         with self._lock:
             times = self._seen.setdefault(caller, deque())
             while times and times[0] <= now - WINDOW_S:
                 times.popleft()
-            if len(times) >= self.per_minute:
-                raise RateLimited(self.per_minute, who, times[0] + WINDOW_S - now)
+            if len(times) >= per_minute:
+                raise RateLimited(per_minute, who, times[0] + WINDOW_S - now)
             times.append(now)
             if len(self._seen) > 10_000:  # forget callers idle for a minute, so memory stays bounded
                 for name in [c for c, t in self._seen.items() if not t or t[-1] <= now - WINDOW_S]:

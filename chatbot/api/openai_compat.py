@@ -21,6 +21,7 @@ from chatbot.api.models import DocId, DocumentFilter
 from chatbot.api.routes import (
     ApiContext, observed, open_stream, refuse_when_full, resolve_doc_ids, with_retry_after,
 )
+from chatbot.api.openapi import OPENAI_STREAM_EVENT
 from chatbot.api.sse import event_source
 from chatbot.errors import ChatbotError, EmptyQuestion
 from chatbot.schemas import Answer, AnswerEvent, Citation, ErrorEvent, SourcesEvent, Turn
@@ -105,17 +106,29 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-class ChunkExample(BaseModel):
-    """One `data:` line of the stream (`chat.completion.chunk`); the last chunk (finish_reason `stop`) also
-    carries `citations` and `refused`; then `data: [DONE]`."""
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One `data:` line of the stream; the last chunk (finish_reason `stop`) also carries `citations` and
+    `refused`; then `data: [DONE]`."""
 
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
     model: str
-    choices: list[dict[str, Any]]
-    citations: list[Citation] | None = None
-    refused: bool | None = None
+    choices: list[ChunkChoice]
+    citations: list[Citation] | None = Field(None, description="last chunk only: what each [n] cites")
+    refused: bool | None = Field(None, description="last chunk only")
 
 
 def question_and_history(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
@@ -156,7 +169,7 @@ def openai_router(ctx: ApiContext) -> APIRouter:
                  summary="OpenAI-compatible chat completion (JSON, or SSE with stream: true)",
                  description=STREAM_DESCRIPTION,
                  responses={200: {"description": "a completion, or with `stream: true` an event stream",
-                                  "content": {"text/event-stream": {"schema": ChunkExample.model_json_schema()}}}})
+                                  "content": {"text/event-stream": {"schema": OPENAI_STREAM_EVENT}}}})
     async def chat_completions(body: ChatCompletionRequest) -> Any:
         service = ctx.state.service
         question, history = question_and_history(body.messages)
@@ -179,20 +192,24 @@ def openai_router(ctx: ApiContext) -> APIRouter:
         chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> ServerSentEvent:
-            data = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
-            return ServerSentEvent(data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        def chunk(delta: ChunkDelta, finish: Literal["stop"] | None = None, answer: Answer | None = None,
+                  ) -> ServerSentEvent:
+            data = ChatCompletionChunk(
+                id=chunk_id, created=created, model=model,
+                choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+                citations=answer.citations if answer else None, refused=answer.refused if answer else None)
+            omit = {"citations", "refused"} if answer is None else set()
+            return ServerSentEvent(data=data.model_dump_json(exclude=omit))
 
         async def events() -> AsyncGenerator[ServerSentEvent, None]:
             async with aclosing(observed(ctx, stream)) as items:
                 async for event in items:
                     if isinstance(event, SourcesEvent):
-                        yield chunk({"role": "assistant", "content": ""})
+                        yield chunk(ChunkDelta(role="assistant", content=""))
                     elif isinstance(event, AnswerEvent):
                         a = event.answer
-                        yield chunk({"content": a.answer})
-                        yield chunk({}, "stop", citations=[c.model_dump() for c in a.citations], refused=a.refused)
+                        yield chunk(ChunkDelta(content=a.answer))
+                        yield chunk(ChunkDelta(), "stop", a)
                     elif isinstance(event, ErrorEvent):
                         retry = service.gate.retry_after() if event.code == "busy" else None
                         error = error_body(event.status, event.code, event.message, retry_after=retry)

@@ -20,6 +20,7 @@ from chatbot.api.models import (
     AskRequest, DocumentFilter, DocumentInfo, DocumentList, DocumentText, EvidenceSpan, Passage, RetrieveRequest,
     RetrieveResponse,
 )
+from chatbot.api.openapi import NATIVE_STREAM_EVENT
 from chatbot.api.sse import event_source, iterate_closing
 from chatbot.errors import Busy, ChatbotError
 from chatbot.retrieval import DocInfo
@@ -164,7 +165,7 @@ def native_router(ctx: ApiContext) -> APIRouter:
     @router.post("/ask/stream", tags=["answers"], summary="Answer a question as a stream of events (SSE)",
                  description=SSE_DESCRIPTION, response_class=EventSourceResponse,
                  responses={200: {"description": "the event stream",
-                                  "content": {"text/event-stream": {"schema": {"type": "string"},
+                                  "content": {"text/event-stream": {"schema": NATIVE_STREAM_EVENT,
                                                                     "example": SSE_EXAMPLE}}}})
     async def ask_stream(body: AskRequest) -> EventSourceResponse:
         service = ctx.state.service

@@ -58,13 +58,13 @@ def test_revoke_by_id_prefix_name_or_key(tmp_path):
 
 def test_cli_keys_create_list_revoke(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CHATBOT_DB_PATH", str(tmp_path / "db.sqlite3"))
-    assert cli(["keys", "create", "--name", "hr-portal"]) == 0
+    assert cli(["keys", "create", "--name", "hr-portal", "--rate-limit", "30"]) == 0
     out, err = capsys.readouterr()
     key = out.strip()
     assert key.startswith("cbk_") and "shown only this once" in err
     assert cli(["keys", "list"]) == 0
     out, _ = capsys.readouterr()
-    assert "hr-portal" in out and key[:12] in out and key not in out and "active" in out
+    assert "hr-portal" in out and key[:12] in out and key not in out and "active" in out and "30/min" in out
     assert cli(["keys", "revoke", "hr-portal"]) == 0
     assert cli(["keys", "revoke", "hr-portal"]) == 2
     assert "already revoked" in capsys.readouterr().err
@@ -119,6 +119,10 @@ def test_rate_limit_per_key_is_429_with_retry_after(index, tmp_path):
     assert r.json()["error"]["code"] == "rate_limited" and "3 per minute" in r.json()["error"]["message"]
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert client.get("/api/v1/documents", headers=bearer(second)).status_code == 200  # per key
+    _, small = store.create("small", rate_limit=1)
+    _, unlimited = store.create("batch", rate_limit=0)
+    assert [client.get("/v1/models", headers=bearer(small)).status_code for _ in range(2)] == [200, 429]
+    assert {client.get("/v1/models", headers=bearer(unlimited)).status_code for _ in range(5)} == {200}
     assert client.get("/healthz").status_code == 200 and client.get("/metrics", headers=bearer(first)).status_code == 200
 
 

@@ -35,13 +35,20 @@ def _add(spans: list[Sentence], text: str, start: int, end: int, offset: int) ->
         spans.append(Sentence(start=offset + start + lead, end=offset + end - trail))
 
 
-def chunk_id(doc_id: str, start: int, end: int, text: str) -> str:
-    return hashlib.sha256(f"{doc_id}\x00{start}\x00{end}\x00{text}".encode()).hexdigest()[:32]
+def chunk_id(doc_id: str, content_hash: str, start: int, end: int) -> str:
+    """Stable for a document version: a changed document's chunks never overwrite the committed ones."""
+    return hashlib.sha256(f"{doc_id}\x00{content_hash}\x00{start}\x00{end}".encode()).hexdigest()[:32]
 
 
-def chunk_document(doc: Document, *, max_chars: int = 900, overlap_sentences: int = 1) -> list[Chunk]:
-    """Pack whole sentences into chunks of about max_chars; consecutive chunks share overlap sentences."""
-    sentences = split_sentences(doc.text)
+def sentence_id(doc_id: str, content_hash: str, start: int, end: int) -> str:
+    return "s" + hashlib.sha256(f"{doc_id}\x00{content_hash}\x00{start}\x00{end}".encode()).hexdigest()[:31]
+
+
+def chunk_document(doc: Document, *, max_chars: int = 900, overlap_sentences: int = 1,
+                   sentences: list[Sentence] | None = None) -> list[Chunk]:
+    """Pack whole sentences into chunks of about max_chars; consecutive chunks share overlap sentences.
+    `sentences`: split_sentences(doc.text) when the caller already has it."""
+    sentences = split_sentences(doc.text) if sentences is None else sentences
     chunks: list[Chunk] = []
     i = 0
     while i < len(sentences):
@@ -52,7 +59,7 @@ def chunk_document(doc: Document, *, max_chars: int = 900, overlap_sentences: in
         start, end = group[0].start, group[-1].end
         text = doc.text[start:end]
         chunks.append(
-            Chunk(chunk_id=chunk_id(doc.doc_id, start, end, text), doc_id=doc.doc_id,
+            Chunk(chunk_id=chunk_id(doc.doc_id, doc.content_hash, start, end), doc_id=doc.doc_id,
                   start=start, end=end, text=text, sentences=group)
         )
         if j >= len(sentences):

@@ -45,10 +45,12 @@ class Settings(BaseSettings):
     chroma_host: str | None = None
     chroma_port: int = 8000
     collection_prefix: str = "chatbot"
+    index_check_s: float = 5.0  # how often a running retriever asks Chroma whether a newer index was committed
 
     # Chunking
     chunk_chars: int = 900
     chunk_overlap_sentences: int = 1
+    max_file_mb: float = 50.0  # larger corpus files are skipped with the reason
 
     # Embedders: the English sentence-transformers model plus a multilingual one for fusion
     embed_model: str = "packaged:all-MiniLM-L6-v2"

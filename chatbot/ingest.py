@@ -1,28 +1,50 @@
-"""Corpus -> sentence-aware chunks -> embeddings -> Chroma, idempotent by content hash; keyword index too."""
+"""Corpus -> sentence-aware chunks -> embeddings -> Chroma: idempotent by content hash, batched, crash-safe.
+
+An ingest writes new document versions beside the committed ones, then commits by writing the catalog
+record (which versions make up the index), then refreshes the local copy in index/ and removes what no
+catalog lists. Killed at any point, the previous index still answers and the next ingest finishes the job:
+it reuses the document versions the killed run completed and removes the rest. One ingest at a time per
+index folder (a lock file)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import fcntl
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from chatbot.chunking import chunk_document, split_sentences
+from chatbot.chunking import chunk_document, sentence_id, split_sentences
 from chatbot.config import Settings
 from chatbot.corpus import load_corpus
-from chatbot.keyword import BM25Index
 from chatbot.embeddings import Embedders, embedder_names, load_embedders
-from chatbot.store import ChromaStore, chroma_client
+from chatbot.errors import ChatbotError
+from chatbot.schemas import Chunk, Document, Sentence
+from chatbot.snapshot import (  # noqa: F401 - CATALOG, KEYWORD, SENTENCES, TEXTS and text_path are re-exported
+    CATALOG, KEYWORD, SENTENCES, TEXTS, SentenceVectors, build_snapshot, live_versions, load_local,
+    local_files_current, save_local, text_path,
+)
+from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
 
-CATALOG = "catalog.json"
-KEYWORD = "keyword.json"
-SENTENCES = "sentences.npz"
-TEXTS = "texts"  # each document's extracted text, what citation offsets point into
-INDEX_VERSION = 3  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
+INDEX_VERSION = 4  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
+LOCK = "ingest.lock"
+# Distinct texts embedded per round: each round is one embed_documents call per embedder and one upsert per
+# collection, and a killed ingest loses at most one round of work.
+EMBED_ROUND_TEXTS = 4096
+# Vectors kept for texts already embedded in this run (a text repeated across documents is embedded once).
+VECTOR_CACHE_TEXTS = 200_000
+
+
+class IngestRunning(ChatbotError):
+    status_code = 409
+    code = "ingest_running"
 
 
 @dataclass
@@ -34,6 +56,12 @@ class IngestSummary:
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # indexed files read with a remark (encoding)
+    new_chunks: int = 0  # chunks written by this run
+    embedded_texts: int = 0  # distinct texts embedded (per embedder)
+    reused: list[str] = field(default_factory=list)  # documents an interrupted ingest had completed
+    removed_records: int = 0  # records no catalog lists (replaced versions, an interrupted run's left-overs)
+    interrupted: bool = False  # records no catalog lists were found (an interrupted ingest) and repaired
     seconds: float = 0.0
 
     @property
@@ -46,17 +74,75 @@ class IngestSummary:
             f"{len(self.unchanged)} unchanged"
         )
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        rate = f", {self.new_chunks / self.seconds:.0f} chunks/s" if self.new_chunks and self.seconds else ""
+        repaired = (f" Found records no catalog lists (an interrupted ingest, or an earlier index format): "
+                    f"{len(self.reused)} completed documents reused, {self.removed_records} records removed."
+                    ) if self.interrupted else ""
         return (
             f"Indexed {self.documents} documents, {self.chunks} chunks ({work}{skipped}) "
-            f"in {self.seconds:.1f} s."
+            f"in {self.seconds:.1f} s{rate}.{repaired}"
         )
 
 
+def recipe(settings: Settings) -> str:
+    """What the index's records depend on besides the documents: records of another recipe are rebuilt."""
+    return (f"v{INDEX_VERSION}|{','.join(embedder_names(settings))}|{settings.chunk_chars}|"
+            f"{settings.chunk_overlap_sentences}")
+
+
+def open_index(settings: Settings, *, fresh: bool = False) -> ChromaIndex:
+    client = chroma_client(settings.index_dir, settings.chroma_host, settings.chroma_port, fresh=fresh)
+    return ChromaIndex(client, settings.collection_prefix, embedder_names(settings), recipe(settings))
+
+
 def open_stores(settings: Settings) -> dict[str, ChromaStore]:
-    client = chroma_client(settings.index_dir, settings.chroma_host, settings.chroma_port)
-    return {
-        name: ChromaStore(client, f"{settings.collection_prefix}_{name}") for name in embedder_names(settings)
-    }
+    """The chunk collection of every configured embedder."""
+    return open_index(settings).chunks
+
+
+@contextmanager
+def ingest_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
+    """Hold the index folder's ingest lock: another ingest is refused with a clear message, or waited for.
+    The kernel releases the lock when its holder exits, killed or not."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            if not wait:
+                raise IngestRunning(
+                    f"Another ingest is already running on {index_dir} ({holder}). Wait for it to finish "
+                    "(or stop it) and run the ingest again."
+                ) from None
+            print(f"Another ingest is running on {index_dir} ({holder}); waiting for it to finish...",
+                  file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass
+class _Planned:
+    doc: Document
+    sentences: list[Sentence]
+    chunks: list[Chunk]
+
+    def entry(self, indexed_at: str) -> dict[str, Any]:
+        d = self.doc
+        return {"doc_id": d.doc_id, "title": d.title, "source": d.source, "outlet": d.outlet, "date": d.date,
+                "language": d.language, "content_hash": d.content_hash, "chars": len(d.text),
+                "chunks": len(self.chunks), "sentences": len(self.sentences), "indexed_at": indexed_at}
 
 
 def build_index(
@@ -65,131 +151,179 @@ def build_index(
     corpus_dir: Path | None = None,
     embedders: Embedders | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> IngestSummary:
-    """Bring the index in line with the corpus: add new, replace changed, delete removed documents."""
+    """Bring the index in line with the corpus: add new, replace changed, delete removed documents.
+    Raises IngestRunning when another ingest holds the index (unless wait)."""
+    with ingest_lock(settings.index_dir, wait=wait):
+        return _build(settings, corpus_dir or settings.corpus_dir, embedders, progress)
+
+
+def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, progress: bool) -> IngestSummary:
     t0 = time.perf_counter()
-    corpus_dir = corpus_dir or settings.corpus_dir
     index_dir = settings.index_dir
-    index_dir.mkdir(parents=True, exist_ok=True)
-    scan = load_corpus(corpus_dir)
-    summary = IngestSummary(documents=len(scan.documents), skipped=scan.skipped)
-    stores = open_stores(settings)
+    scan = load_corpus(corpus_dir, max_file_mb=settings.max_file_mb)
+    summary = IngestSummary(documents=len(scan.documents), skipped=scan.skipped, notes=scan.notes)
+    index = open_index(settings)
 
-    stored = [store.doc_hashes() for store in stores.values()]
+    stamp = index.catalog.stamp()
+    committed = index.catalog.read() if stamp is not None and stamp[0] == index.recipe else None
+    previous: dict[str, dict[str, Any]] = committed["documents"] if committed else {}
+    if committed is not None and _missing_records(index, committed):
+        previous = {}  # records of the committed index are missing (damaged): rebuild every document
+    summary.interrupted = _has_leftovers(index, committed)
+    complete = index.documents.complete_versions()
+
     current = {d.doc_id: d for d in scan.documents}
-    sidecars_ok = all((index_dir / f).is_file() for f in (CATALOG, KEYWORD, SENTENCES)) and _catalog_version(
-        index_dir) == INDEX_VERSION
-    to_index = []
+    to_index: list[Document] = []
     for doc in scan.documents:
-        state = {h.get(doc.doc_id) for h in stored}
-        if state == {doc.content_hash} and sidecars_ok:
+        before = previous.get(doc.doc_id)
+        if before is not None and before["content_hash"] == doc.content_hash:
             summary.unchanged.append(doc.doc_id)
-        else:
-            (summary.updated if any(s is not None for s in state) else summary.added).append(doc.doc_id)
-            to_index.append(doc)
-    removed = sorted({d for h in stored for d in h} - set(current))
-    summary.deleted = removed
+            continue
+        (summary.updated if doc.doc_id in (committed or {}).get("documents", {}) else summary.added).append(doc.doc_id)
+        to_index.append(doc)
+    summary.deleted = sorted(set((committed or {}).get("documents", {})) - set(current))
 
-    if not summary.changed and sidecars_ok:
-        summary.chunks = next(iter(stores.values())).count()
+    if committed is not None and not to_index and not summary.deleted and not summary.interrupted:
+        if not local_files_current(index_dir, committed):  # a copy an interrupted run left stale, or none
+            save_local(index_dir, build_snapshot(index, committed))
+        summary.chunks = sum(int(e["chunks"]) for e in committed["documents"].values())
         summary.seconds = time.perf_counter() - t0
         return summary
 
-    old_vectors = _load_sentence_vectors(index_dir / SENTENCES)
-    previous = _load_catalog(index_dir).get("documents", {}) if sidecars_ok else {}
-    texts_dir = index_dir / TEXTS
-    texts_dir.mkdir(exist_ok=True)
-    for doc_id in removed:
-        for store in stores.values():
-            store.delete_document(doc_id)
-        old_vectors.pop(doc_id, None)
-        text_path(index_dir, doc_id).unlink(missing_ok=True)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-    if to_index:
+    planned = {doc.doc_id: _plan(doc, settings) for doc in to_index}
+    fresh: SentenceVectors = {}
+    embed = [p for p in planned.values() if version_key(p.doc.doc_id, p.doc.content_hash) not in complete]
+    summary.reused = sorted(set(planned) - {p.doc.doc_id for p in embed})
+    if embed:
         embedders = embedders or load_embedders(settings)
-        planned = [(doc, chunk_document(doc, max_chars=settings.chunk_chars,
-                                        overlap_sentences=settings.chunk_overlap_sentences)) for doc in to_index]
-        total = sum(len(chunks) for _, chunks in planned)
-        bar = tqdm(total=total, unit="chunk", desc="Embedding", disable=not progress)
-        for doc, chunks in planned:
-            texts = [c.text for c in chunks]
-            extra = {"title": doc.title, "source": doc.source}
-            for name, store in stores.items():
-                store.delete_document(doc.doc_id)
-                store.add(chunks, embedders.by_name[name].embed_documents(texts), doc.content_hash, extra)
-            spans = split_sentences(doc.text)
-            sent_texts = [doc.text[s.start : s.end] for s in spans]
-            old_vectors[doc.doc_id] = {
-                "spans": np.array([[s.start, s.end] for s in spans], dtype=np.int64).reshape(-1, 2),
-                **{name: embedders.by_name[name].embed_documents(sent_texts) for name in stores},
-            }
-            tmp = text_path(index_dir, doc.doc_id).with_suffix(".tmp")
-            tmp.write_text(doc.text, encoding="utf-8")
-            tmp.replace(text_path(index_dir, doc.doc_id))
-            bar.update(len(chunks))
-        bar.close()
-    for doc in scan.documents:  # an index from before texts were kept
-        if not text_path(index_dir, doc.doc_id).is_file():
-            text_path(index_dir, doc.doc_id).write_text(doc.text, encoding="utf-8")
+        _embed_and_store(index, embedders, embed, fresh, summary, now, progress)
+    summary.new_chunks = sum(len(p.chunks) for p in planned.values())
 
-    chunks_all = next(iter(stores.values())).all_chunks()
-    BM25Index.build([c.chunk_id for c in chunks_all], [c.text for c in chunks_all]).save(index_dir / KEYWORD)
-    _save_sentence_vectors(index_dir / SENTENCES, {k: v for k, v in old_vectors.items() if k in current})
-    chunk_counts: dict[str, int] = {}
-    for c in chunks_all:
-        chunk_counts[c.doc_id] = chunk_counts.get(c.doc_id, 0) + 1
-    fresh = {d.doc_id for d in to_index}
-    catalog = {
-        "version": INDEX_VERSION,
-        "embedders": list(stores),
-        "built_at": now,
-        "documents": {
-            d.doc_id: {"title": d.title, "source": d.source, "outlet": d.outlet, "date": d.date,
-                       "language": d.language, "content_hash": d.content_hash, "chars": len(d.text),
-                       "chunks": chunk_counts.get(d.doc_id, 0),
-                       "indexed_at": now if d.doc_id in fresh else previous.get(d.doc_id, {}).get("indexed_at", now)}
-            for d in scan.documents
-        },
-    }
-    (index_dir / CATALOG).write_text(json.dumps(catalog, ensure_ascii=False, indent=1), encoding="utf-8")
-    summary.chunks = len(chunks_all)
+    documents = {}
+    for doc in scan.documents:
+        if doc.doc_id in planned:
+            documents[doc.doc_id] = planned[doc.doc_id].entry(now)
+        else:
+            documents[doc.doc_id] = {**previous[doc.doc_id], "title": doc.title, "source": doc.source,
+                                     "outlet": doc.outlet, "date": doc.date, "language": doc.language}
+    catalog = {"version": INDEX_VERSION, "recipe": index.recipe, "generation": (stamp[1] if stamp else 0) + 1,
+               "embedders": index.embedders, "built_at": now, "documents": documents}
+    index.catalog.write(catalog)  # the commit: from here on the new versions are the index
+
+    old_copy = None
+    if committed is not None and local_files_current(index_dir, committed):
+        try:
+            old_copy = load_local(index, committed, index_dir, [])
+        except (OSError, ValueError, KeyError):
+            old_copy = None
+    snap = build_snapshot(index, catalog, previous=old_copy, fresh_sentences=fresh)
+    save_local(index_dir, snap, texts={d.doc_id: d.text for d in to_index})
+
+    live = live_versions(catalog)
+    if summary.deleted or summary.updated or summary.interrupted or _has_leftovers(index, catalog):
+        summary.removed_records = sum(c.remove_unlisted(live) for c in [*index.vector_collections(), index.documents])
+    summary.chunks = len(snap.chunks)
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def text_path(index_dir: Path, doc_id: str) -> Path:
-    """A file name safe for any doc_id (a manifest may give one with slashes)."""
-    return index_dir / TEXTS / f"{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:16]}.txt"
+def _plan(doc: Document, settings: Settings) -> _Planned:
+    sentences = split_sentences(doc.text)
+    chunks = chunk_document(doc, max_chars=settings.chunk_chars, overlap_sentences=settings.chunk_overlap_sentences,
+                            sentences=sentences)
+    return _Planned(doc, sentences, chunks)
 
 
-def _load_catalog(index_dir: Path) -> dict:
-    try:
-        return json.loads((index_dir / CATALOG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _catalog_version(index_dir: Path) -> int | None:
-    try:
-        return int(json.loads((index_dir / CATALOG).read_text(encoding="utf-8")).get("version", 0))
-    except (OSError, ValueError):
-        return None
-
-
-def _load_sentence_vectors(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    if not path.is_file():
-        return {}
-    out: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(path, allow_pickle=False) as data:
-        for key in data.files:
-            doc_id, _, part = key.rpartition("|")
-            out.setdefault(doc_id, {})[part] = data[key]
+def _expected_counts(index: ChromaIndex, catalog: dict[str, Any]) -> dict[str, int]:
+    docs = catalog["documents"].values()
+    chunks = sum(int(e.get("chunks", 0)) for e in docs)
+    sentences = sum(int(e.get("sentences", 0)) for e in docs)
+    out = {s.name: chunks for s in index.chunks.values()}
+    out.update({s.name: sentences for s in index.sentences.values()})
+    out[index.documents.name] = len(catalog["documents"])
     return out
 
 
-def _save_sentence_vectors(path: Path, vectors: dict[str, dict[str, np.ndarray]]) -> None:
-    flat = {f"{doc_id}|{part}": arr for doc_id, parts in vectors.items() for part, arr in parts.items()}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **flat)  # type: ignore[arg-type]
-    tmp.replace(path)
+def _has_leftovers(index: ChromaIndex, catalog: dict[str, Any] | None) -> bool:
+    """More records than the catalog lists: an ingest was interrupted (or its clean-up was)."""
+    collections = [*index.vector_collections(), index.documents]
+    if catalog is None:
+        return any(c.count() for c in collections)
+    expected = _expected_counts(index, catalog)
+    return any(c.count() > expected[c.name] for c in collections)
+
+
+def _missing_records(index: ChromaIndex, catalog: dict[str, Any]) -> bool:
+    expected = _expected_counts(index, catalog)
+    return any(c.count() < expected[c.name] for c in [*index.vector_collections(), index.documents])
+
+
+def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], fresh: SentenceVectors,
+                     summary: IngestSummary, indexed_at: str, progress: bool) -> None:
+    """Embed every distinct text once and write in rounds: one embed_documents call per embedder and one
+    upsert per collection a round. A document's record (its completion mark) follows its vectors."""
+    names = list(index.chunks)
+    cache: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
+    bar = tqdm(total=sum(len(p.chunks) for p in planned), unit="chunk", desc="Embedding", disable=not progress)
+    for batch in _rounds(planned):
+        texts: dict[str, None] = {}
+        for p in batch:
+            texts.update(dict.fromkeys(c.text for c in p.chunks))
+            texts.update(dict.fromkeys(p.doc.text[s.start : s.end] for s in p.sentences))
+        for name in names:
+            vecs = cache[name]
+            if len(vecs) > VECTOR_CACHE_TEXTS:
+                vecs.clear()
+            todo = [t for t in texts if t not in vecs]
+            if todo:
+                vecs.update(zip(todo, embedders.by_name[name].embed_documents(todo)))
+                summary.embedded_texts += len(todo) if name == names[0] else 0
+        chunks = [c for p in batch for c in p.chunks]
+        hashes = [p.doc.content_hash for p in batch for _ in p.chunks]
+        extra = [{"title": p.doc.title, "source": p.doc.source} for p in batch for _ in p.chunks]
+        keys = [(p.doc.doc_id, p.doc.content_hash) for p in batch for _ in p.sentences]
+        spans = [(s.start, s.end) for p in batch for s in p.sentences]
+        sent_texts = [p.doc.text[s.start : s.end] for p in batch for s in p.sentences]
+        ids = [sentence_id(d, h, s, e) for (d, h), (s, e) in zip(keys, spans)]
+        for name in names:
+            vecs = cache[name]
+            dim = _dim(embedders, name)
+            index.chunks[name].upsert_chunks(chunks, _stack([vecs[c.text] for c in chunks], dim), hashes, extra)
+            sent_vecs = _stack([vecs[t] for t in sent_texts], dim)
+            index.sentences[name].upsert_sentences(ids, keys, spans, sent_vecs)
+            row = 0
+            for p in batch:
+                n = len(p.sentences)
+                fresh.setdefault(p.doc.doc_id, {"spans": np.array(
+                    [[s.start, s.end] for s in p.sentences], dtype=np.int64).reshape(-1, 2)})[name] = sent_vecs[row : row + n]
+                row += n
+        index.documents.upsert_documents([p.doc.text for p in batch],
+                                         [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])
+        bar.update(len(chunks))
+    bar.close()
+
+
+def _dim(embedders: Embedders, name: str) -> int:
+    return int(embedders.by_name[name].dim)
+
+
+def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+
+
+def _rounds(planned: list[_Planned]) -> Iterator[list[_Planned]]:
+    """Groups of whole documents of about EMBED_ROUND_TEXTS texts (a bigger document is a round alone)."""
+    batch: list[_Planned] = []
+    size = 0
+    for p in planned:
+        n = len(p.chunks) + len(p.sentences)
+        if batch and size + n > EMBED_ROUND_TEXTS:
+            yield batch
+            batch, size = [], 0
+        batch.append(p)
+        size += n
+    if batch:
+        yield batch

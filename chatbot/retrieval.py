@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -13,11 +13,13 @@ from chatbot.config import Settings
 from chatbot.corpus import detect_language
 from chatbot.embeddings import Embedders
 from chatbot.errors import IndexMissing
-from chatbot.ingest import CATALOG, KEYWORD, SENTENCES, open_stores
-from chatbot.keyword import BM25Index, bridge_tokens, tokenize
+from chatbot.ingest import open_index
+from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
+from chatbot.snapshot import SentenceVectors, Snapshot, load_snapshot
 
 RRF_K = 60
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,22 +53,20 @@ class _SentenceTable:
     row: dict[tuple[str, int], int]
 
 
-def _load_sentences(path: Path) -> _SentenceTable:
+def _sentence_table(sentences: SentenceVectors) -> _SentenceTable:
     vectors: dict[str, dict[str, np.ndarray]] = {}
     row: dict[tuple[str, int], int] = {}
-    with np.load(path, allow_pickle=False) as data:
-        for key in data.files:
-            doc_id, _, part = key.rpartition("|")
-            if part == "spans":
-                for i, (start, _end) in enumerate(data[key]):
-                    row[(doc_id, int(start))] = i
-            else:
-                vectors.setdefault(doc_id, {})[part] = data[key]
+    for doc_id, parts in sentences.items():
+        for i, start in enumerate(parts["spans"][:, 0].tolist()):
+            row[(doc_id, start)] = i
+        vectors[doc_id] = {name: v for name, v in parts.items() if name != "spans"}
     return _SentenceTable(vectors, row)
 
 
 def require_index(settings: Settings) -> None:
-    if not all((settings.index_dir / name).is_file() for name in (CATALOG, KEYWORD, SENTENCES)):
+    """Cheap check before models load. Embedded: the Chroma folder exists (a Chroma server is asked when the
+    retriever loads)."""
+    if settings.chroma_host is None and not (settings.index_dir / "chroma").is_dir():
         raise IndexMissing(str(settings.index_dir))
 
 
@@ -76,9 +76,20 @@ class HybridRetriever:
     def __init__(self, settings: Settings, embedders: Embedders) -> None:
         self.settings = settings
         self.embedders = embedders
-        index_dir = settings.index_dir
         require_index(settings)
-        catalog = json.loads((index_dir / CATALOG).read_text(encoding="utf-8"))
+        self._install(self._load(fresh=False))
+        self._checked_at = time.monotonic()
+        self._refreshing = threading.Lock()
+
+    def _load(self, *, fresh: bool) -> Snapshot:
+        """The committed index from Chroma, through the local copy in index_dir when that is current."""
+        snap = load_snapshot(open_index(self.settings, fresh=fresh), self.settings.index_dir)
+        if snap is None or not snap.catalog["documents"] or not snap.chunks:
+            raise IndexMissing(str(self.settings.index_dir))
+        return snap
+
+    def _install(self, snap: Snapshot) -> None:
+        catalog = snap.catalog
         self.documents = {
             doc_id: DocInfo(doc_id, meta["title"], meta["source"], meta.get("outlet", ""), meta.get("date", ""),
                             meta.get("language", ""), meta.get("chunks", 0), meta.get("chars", 0),
@@ -86,16 +97,39 @@ class HybridRetriever:
             for doc_id, meta in catalog["documents"].items()
         }
         self.built_at = catalog.get("built_at", "")
-        self.stores = open_stores(settings)
-        if not self.documents or all(store.count() == 0 for store in self.stores.values()):
-            raise IndexMissing(str(index_dir))
-        self.keyword = BM25Index.load(index_dir / KEYWORD)
-        self.sentences = _load_sentences(index_dir / SENTENCES)
-        self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in next(iter(self.stores.values())).all_chunks()}
-        # Built here, not lazily: several requests may retrieve at once.
-        self._chunk_tokens: dict[str, frozenset[str]] = {
-            cid: frozenset(tokenize(c.text)) | frozenset(bridge_tokens(c.text)) for cid, c in self._chunks_by_id.items()
-        }
+        self.generation = snap.generation
+        self._index = snap.index
+        self.stores = snap.index.chunks
+        self.keyword = snap.keyword
+        self.sentences = _sentence_table(snap.sentences)
+        self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in snap.chunks}
+
+    def refresh(self) -> bool:
+        """Load the committed index if it is newer than the one in use (a re-ingest, perhaps from another
+        machine sharing the Chroma server). Questions keep using the old one until the new one is loaded."""
+        stamp = self._index.catalog.stamp()
+        if stamp is None or stamp == (self._index.recipe, self.generation):
+            return False
+        self._install(self._load(fresh=True))
+        return True
+
+    def _maybe_refresh(self) -> None:
+        """At most every index_check_s seconds, look for a newer index in the background."""
+        every = self.settings.index_check_s
+        now = time.monotonic()
+        if every <= 0 or now - self._checked_at < every or not self._refreshing.acquire(blocking=False):
+            return
+        self._checked_at = now
+
+        def run() -> None:
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a failed check must never fail a question
+                log.warning("Could not load the newer index: %s", exc)
+            finally:
+                self._refreshing.release()
+
+        threading.Thread(target=run, name="index-refresh", daemon=True).start()
 
     def retrieve(
         self, question: str, *, top_k: int | None = None, translation: str | None = None,
@@ -105,6 +139,7 @@ class HybridRetriever:
         `doc_ids` limits retrieval to those documents."""
         s = self.settings
         top_k = s.top_k if top_k is None else top_k
+        self._maybe_refresh()
         t0 = time.perf_counter()
         language = detect_language(question)
         queries = [question] + ([translation] if translation and translation.strip() != question else [])
@@ -115,7 +150,7 @@ class HybridRetriever:
         best_cos: dict[str, float] = {}
         for vectors in query_vectors:
             for name, vec in vectors.items():
-                for rank, hit in enumerate(self.stores[name].query(vec, s.candidate_k, doc_ids)):
+                for rank, hit in enumerate(self.stores[name].query(vec, s.candidate_k, doc_ids, self._chunks_by_id)):
                     cid = hit.chunk.chunk_id
                     fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
                     best_cos[cid] = max(best_cos.get(cid, -1.0), hit.cosine)
@@ -125,10 +160,7 @@ class HybridRetriever:
                     for rank, cid in enumerate(self._sentence_ranked_chunks(name, vec, s.candidate_k, doc_ids)):
                         fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
         for q in queries:
-            kw = sorted(((cid, sc) for cid, sc in self.keyword.scores(q).items() if cid in self._chunks_by_id
-                         and (doc_ids is None or self._chunks_by_id[cid].doc_id in doc_ids)),
-                        key=lambda kv: -kv[1])[: s.candidate_k]
-            for rank, (cid, _score) in enumerate(kw):
+            for rank, (cid, _score) in enumerate(self.keyword.top(q, s.candidate_k, doc_ids)):
                 if cid in self._chunks_by_id:
                     fused[cid] = fused.get(cid, 0.0) + s.keyword_weight / (RRF_K + rank)
         ranked = [(cid, sc) for cid, sc in sorted(fused.items(), key=lambda kv: -kv[1])
@@ -172,8 +204,8 @@ class HybridRetriever:
         return False
 
     def _tokens_of(self, chunk: Chunk) -> frozenset[str]:
-        """A chunk's words and bridge tokens, computed once per chunk rather than on every question."""
-        tokens = self._chunk_tokens.get(chunk.chunk_id)
+        """A chunk's words and bridge tokens, as the keyword index holds them."""
+        tokens = self.keyword.tokens_of(chunk.chunk_id)
         if tokens is None:  # a chunk added to Chroma after this retriever started
             tokens = frozenset(tokenize(chunk.text)) | frozenset(bridge_tokens(chunk.text))
         return tokens

@@ -1,16 +1,26 @@
-"""The only chromadb importer: chunk collections (one per embedder) through llama-index's ChromaVectorStore."""
+"""The only chromadb importer. Chroma holds the whole index: chunk and sentence vectors per embedder, each
+document's text, and the catalog record whose write commits an ingest. Embedded or a Chroma server."""
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from chatbot.errors import ChatbotError
 from chatbot.schemas import Chunk, Sentence
+
+# At most this many extra candidates are asked for to step over records an ingest is writing (see query).
+MAX_OVERFETCH = 2000
+_ONE = [1.0]  # Chroma requires a vector per record; the document and catalog collections are never searched
+
+
+def version_key(doc_id: str, content_hash: str) -> str:
+    return f"{content_hash[:32]}:{doc_id}"
 
 
 @dataclass
@@ -19,8 +29,11 @@ class DenseHit:
     cosine: float
 
 
-def chroma_client(index_dir: Path, host: str | None = None, port: int = 8000):  # noqa: ANN201
-    """A chromadb client: embedded under index_dir, or a Chroma server when host is given."""
+def chroma_client(index_dir: Path, host: str | None = None, port: int = 8000, *, fresh: bool = False):  # noqa: ANN201
+    """A chromadb client: embedded under index_dir, or a Chroma server when host is given.
+
+    fresh (embedded only): a new client rather than this process's cached one. An embedded client keeps its
+    vector index in memory and does not see vectors that another process (an ingest) wrote later."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -35,74 +48,127 @@ def chroma_client(index_dir: Path, host: str | None = None, port: int = 8000):  
                 f"`chroma run --path DIR --host {host} --port {port}` or unset CHATBOT_CHROMA_HOST."
             ) from exc
         return client
-    index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
+    path = index_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        # chromadb caches one system per path and process; dropping our entry makes the next client new.
+        # Clients made before keep theirs (a retriever keeps answering from what it loaded).
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
-class ChromaStore:
-    """Chunks and their vectors for one embedder, in one Chroma collection (cosine space)."""
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
 
-    def __init__(self, client, name: str) -> None:  # noqa: ANN001
-        from llama_index.vector_stores.chroma import ChromaVectorStore
 
+class _Collection:
+    """A Chroma collection with batched writes (Chroma caps the records of one call)."""
+
+    def __init__(self, client, name: str, recipe: str) -> None:  # noqa: ANN001
         self.name = name
+        # A record belongs to the index when its document version is in the catalog and it was made by the
+        # catalog's recipe (index version, embedders, chunking); other records are left-overs to remove.
+        self.recipe = recipe
         self._collection = client.get_or_create_collection(name=name, metadata={"hnsw:space": "cosine"})
-        self._vs = ChromaVectorStore(chroma_collection=self._collection)
+        try:
+            self._max_batch = int(client.get_max_batch_size())
+        except Exception:  # noqa: BLE001 - older servers do not say
+            self._max_batch = 4096
 
     def count(self) -> int:
         return int(self._collection.count())
 
-    def doc_hashes(self) -> dict[str, str]:
-        """doc_id -> content hash of what is stored."""
-        got = self._collection.get(include=["metadatas"])
-        return {m["doc_id"]: m["content_hash"] for m in got["metadatas"] or []}
+    def _upsert(self, ids: list[str], vectors: np.ndarray | list, metadatas: list[dict],
+                documents: list[str] | None = None) -> None:
+        for part in _batches(len(ids), self._max_batch):
+            self._collection.upsert(
+                ids=ids[part], embeddings=vectors[part], metadatas=metadatas[part],  # type: ignore[arg-type]
+                documents=documents[part] if documents is not None else None,
+            )
 
-    def all_chunks(self) -> list[Chunk]:
-        got = self._collection.get(include=["metadatas", "documents"])
-        chunks = [self._to_chunk(i, t, m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])]
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for part in _batches(len(ids), self._max_batch):
+            self._collection.delete(ids=ids[part])
+
+    def _get(self, include: list[str], where: dict | None = None) -> dict[str, Any]:
+        """Every record (paged: a server answers big reads slowly or not at all)."""
+        out: dict[str, list] = {"ids": [], **{k: [] for k in include}}
+        offset, page = 0, 20000
+        while True:
+            got = self._collection.get(include=include, where=where, limit=page, offset=offset)  # type: ignore[arg-type]
+            out["ids"].extend(got["ids"])
+            for k in include:
+                values = got.get(k)
+                out[k].extend(list(values) if values is not None else [None] * len(got["ids"]))
+            if len(got["ids"]) < page:
+                return out
+            offset += page
+
+    def _live(self, meta: dict, live_versions: set[str]) -> bool:
+        return meta.get("recipe") == self.recipe and \
+            version_key(meta.get("doc_id", ""), meta.get("content_hash", "")) in live_versions
+
+    def remove_unlisted(self, live_versions: set[str]) -> int:
+        """Delete records not of live_versions or made by another recipe; returns how many."""
+        got = self._get(["metadatas"])
+        dead = [i for i, m in zip(got["ids"], got["metadatas"]) if not self._live(m, live_versions)]
+        self.delete_ids(dead)
+        return len(dead)
+
+
+class ChromaStore(_Collection):
+    """Chunks and their vectors for one embedder (cosine space)."""
+
+    def upsert_chunks(self, chunks: list[Chunk], vectors: np.ndarray, hashes: list[str],
+                      extra: list[dict[str, str]]) -> None:
+        metas = [
+            {"doc_id": c.doc_id, "content_hash": h, "recipe": self.recipe, "start": c.start, "end": c.end,
+             "sentences": json.dumps([[s.start, s.end] for s in c.sentences]), **x}
+            for c, h, x in zip(chunks, hashes, extra)
+        ]
+        self._upsert([c.chunk_id for c in chunks], vectors, metas, [c.text for c in chunks])
+
+    def all_chunks(self, live_versions: set[str] | None = None) -> list[Chunk]:
+        """The chunks of live_versions (every chunk when None), in (doc_id, start) order."""
+        got = self._get(["metadatas", "documents"])
+        chunks = [
+            self._to_chunk(i, t, m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])
+            if live_versions is None or self._live(m, live_versions)
+        ]
         return sorted(chunks, key=lambda c: (c.doc_id, c.start))
 
-    def add(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: str, extra: dict[str, str]) -> None:
-        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+    def query(self, vector: np.ndarray, k: int, doc_ids: frozenset[str] | None = None,
+              live: Iterable[str] | None = None) -> list[DenseHit]:
+        """The k nearest chunks, only from `doc_ids` when given, only among `live` chunk ids when given.
 
-        nodes = []
-        for chunk, vec in zip(chunks, vectors):
-            meta = {
-                "doc_id": chunk.doc_id,
-                "start": chunk.start,
-                "end": chunk.end,
-                "content_hash": content_hash,
-                "sentences": json.dumps([[s.start, s.end] for s in chunk.sentences]),
-                **extra,
-            }
-            node = TextNode(id_=chunk.chunk_id, text=chunk.text, metadata=meta, embedding=vec.tolist())
-            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.doc_id)
-            nodes.append(node)
-        if nodes:
-            self._vs.add(nodes)  # type: ignore[arg-type]  # TextNode is a BaseNode
-
-    def delete_document(self, doc_id: str) -> None:
-        self._collection.delete(where={"doc_id": doc_id})
-
-    def query(self, vector: np.ndarray, k: int, doc_ids: frozenset[str] | None = None) -> list[DenseHit]:
-        """The k nearest chunks, only from `doc_ids` when given."""
-        from llama_index.core.vector_stores.types import (
-            FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery,
-        )
-
-        k = min(k, self.count())
+        While an ingest writes (or after one was killed) the collection holds records no catalog lists yet;
+        asking for as many more candidates as there are such records returns exactly the k nearest live
+        chunks (up to MAX_OVERFETCH extra)."""
         if k <= 0 or (doc_ids is not None and not doc_ids):
             return []
-        filters = None
+        total = self.count()
+        live_set = live if isinstance(live, (set, frozenset, dict)) or live is None else set(live)
+        extra = 0 if live_set is None else min(MAX_OVERFETCH, max(0, total - len(live_set)))
+        n = min(k + extra, total)
+        if n <= 0:
+            return []
+        where = None
         if doc_ids is not None:
-            filters = MetadataFilters(filters=[MetadataFilter(key="doc_id", value=sorted(doc_ids),
-                                                              operator=FilterOperator.IN)])
-        res = self._vs.query(VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k, filters=filters))
+            where = {"doc_id": {"$in": sorted(doc_ids)}}
+        res = self._collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
+                                     where=where, include=["metadatas", "documents", "distances"])  # type: ignore[arg-type]
         hits = []
-        for node, sim in zip(res.nodes or [], res.similarities or []):
-            # ChromaVectorStore reports exp(-distance); in cosine space distance = 1 - cosine.
-            cosine = 1.0 + math.log(max(sim, 1e-12))
-            hits.append(DenseHit(self._to_chunk(node.node_id, node.get_content(), node.metadata), cosine))
+        for cid, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],  # type: ignore[index]
+                                         res["distances"][0]):  # type: ignore[index]
+            if live_set is not None and cid not in live_set:
+                continue
+            hits.append(DenseHit(self._to_chunk(cid, text, meta), 1.0 - float(dist)))  # cosine space
+            if len(hits) == k:
+                break
         return hits
 
     @staticmethod
@@ -116,3 +182,99 @@ class ChromaStore:
             text=text,
             sentences=[Sentence(start=s, end=e) for s, e in spans],
         )
+
+
+class SentenceStore(_Collection):
+    """Sentence vectors for one embedder: the evidence ranking compares the question with each sentence."""
+
+    def upsert_sentences(self, ids: list[str], keys: list[tuple[str, str]], spans: list[tuple[int, int]],
+                         vectors: np.ndarray) -> None:
+        metas = [{"doc_id": d, "content_hash": h, "recipe": self.recipe, "start": s, "end": e}
+                 for (d, h), (s, e) in zip(keys, spans)]
+        self._upsert(ids, vectors, metas)
+
+    def vectors(self, live_versions: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """doc_id -> (spans n×2 in text order, vectors n×dim) for the live document versions."""
+        got = self._get(["metadatas", "embeddings"])
+        rows: dict[str, list[tuple[int, int, int]]] = {}
+        for j, m in enumerate(got["metadatas"]):
+            if self._live(m, live_versions):
+                rows.setdefault(m["doc_id"], []).append((int(m["start"]), int(m["end"]), j))
+        if not rows:
+            return {}
+        matrix = np.asarray(got["embeddings"], dtype=np.float32)
+        out = {}
+        for doc_id, items in rows.items():
+            items.sort()
+            out[doc_id] = (np.array([[s, e] for s, e, _ in items], dtype=np.int64).reshape(-1, 2),
+                           matrix[[j for _, _, j in items]])
+        return out
+
+
+class DocumentStore(_Collection):
+    """One record per document version: its text (what citation offsets point into) and catalog entry.
+    Written after the version's chunks and sentences, so its presence says they are complete."""
+
+    def upsert_documents(self, texts: list[str], entries: list[dict[str, Any]]) -> None:
+        ids = [version_key(e["doc_id"], e["content_hash"]) for e in entries]
+        metas = [{**{k: v for k, v in e.items() if isinstance(v, (str, int, float, bool))},
+                  "recipe": self.recipe} for e in entries]
+        self._upsert(ids, [_ONE] * len(ids), metas, texts)
+
+    def complete_versions(self) -> set[str]:
+        """Versions whose records were all written, by this recipe."""
+        got = self._get(["metadatas"])
+        return {i for i, m in zip(got["ids"], got["metadatas"]) if m.get("recipe") == self.recipe}
+
+    def texts(self, versions: list[str]) -> dict[str, str]:
+        """version key -> text."""
+        out: dict[str, str] = {}
+        for part in _batches(len(versions), 500):
+            got = self._collection.get(ids=versions[part], include=["documents"])  # type: ignore[list-item]
+            out.update(zip(got["ids"], got["documents"] or []))
+        return out
+
+
+class CatalogStore(_Collection):
+    """The catalog record: which document versions make up the index. Writing it commits an ingest."""
+
+    RECORD = "catalog"
+
+    def read(self) -> dict[str, Any] | None:
+        got = self._collection.get(ids=[self.RECORD], include=["documents"])
+        if not got["ids"]:
+            return None
+        try:
+            return json.loads(got["documents"][0])  # type: ignore[index]
+        except (TypeError, ValueError):
+            return None
+
+    def stamp(self) -> tuple[str, int] | None:
+        """(recipe, generation) of the committed catalog, without reading the whole catalog."""
+        got = self._collection.get(ids=[self.RECORD], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        meta = got["metadatas"][0]  # type: ignore[index]
+        return str(meta.get("recipe", "")), int(meta.get("generation", 0))
+
+    def write(self, catalog: dict[str, Any]) -> None:
+        self._collection.upsert(
+            ids=[self.RECORD], embeddings=[_ONE], documents=[json.dumps(catalog, ensure_ascii=False)],
+            metadatas=[{"recipe": catalog["recipe"], "generation": int(catalog["generation"]),
+                        "built_at": str(catalog.get("built_at", ""))}],
+        )
+
+
+class ChromaIndex:
+    """Every collection of one index (a name prefix): chunks and sentences per embedder, documents, catalog."""
+
+    def __init__(self, client, prefix: str, embedders: list[str], recipe: str) -> None:  # noqa: ANN001
+        self.embedders = list(embedders)
+        self.recipe = recipe
+        self.chunks = {name: ChromaStore(client, f"{prefix}_{name}", recipe) for name in embedders}
+        self.sentences = {name: SentenceStore(client, f"{prefix}_{name}_sentences", recipe) for name in embedders}
+        self.documents = DocumentStore(client, f"{prefix}_documents", recipe)
+        self.catalog = CatalogStore(client, f"{prefix}_catalog", recipe)
+
+    def vector_collections(self) -> list[_Collection]:
+        return [*self.chunks.values(), *self.sentences.values()]

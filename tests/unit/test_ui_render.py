@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 
 from chatbot.config import Settings
 from chatbot.db import Database
-from chatbot.errors import Busy, QuestionTooLong
+from chatbot.errors import Busy, NotReady, QuestionTooLong
 from chatbot.schemas import (
     Answer,
     AnswerEvent,
@@ -325,3 +325,22 @@ def test_rating_and_comment_are_stored_with_the_settings(db: Database) -> None:
 def test_feedback_settings_name_the_models() -> None:
     values = feedback_settings(Settings(llm_backend="hosted", hosted_model="m"), "x")
     assert values["hosted_model"] == "m" and values["embed_model"] and values["llm_name"] == "x"
+
+
+class LoadingState:
+    """The served process before its models are loaded: AppState.service raises NotReady."""
+
+    def __init__(self, db: Database) -> None:
+        self.db, self.settings, self.ready = db, Settings(), False
+
+    @property
+    def service(self) -> ScriptedService:
+        raise NotReady("The chatbot is still loading its models; try again in a few seconds.")
+
+
+def test_questions_while_loading_get_a_message_and_documents_say_loading(db: Database) -> None:
+    handlers = ChatHandlers(LoadingState(db))  # type: ignore[arg-type]
+    *_, (_, conversation, html) = handlers.ask("Who launched it?", Conversation(), "en")
+    assert "still loading" in soup(html).select_one(".cb-error").get_text()
+    assert "still loading" in soup(handlers.documents("en")).get_text()
+    assert "正在加载" in soup(handlers.documents("zh")).get_text()

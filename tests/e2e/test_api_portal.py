@@ -1,0 +1,197 @@
+"""A second served app set up as an intranet portal would use it: API keys (made with the CLI), a CORS
+allowlist with the portal's origin, a one-place waiting line. Drives it with httpx, schemathesis against its
+/openapi.json, and headless Chromium on a portal page (another origin) that embeds the widget."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance, not_a_server_error, response_headers_conformance, response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Served, free_port, start_server, stop_server
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = "How many municipal state-owned enterprises launched the initiative?"
+
+
+@dataclass
+class Portal:
+    served: Served
+    page_url: str  # the portal page, on another origin
+    origin: str
+    keys: dict[str, str]  # name -> key
+
+    def auth(self, name: str = "portal") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[name]}"}
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def create_key(served: Served, name: str, *extra: str) -> str:
+    done = served.chatbot("keys", "create", "--name", name, *extra)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory) -> Iterator[Portal]:
+    site = tmp_path_factory.mktemp("portal-site")
+    page_port = free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    handler = functools.partial(QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    served = start_server(tmp_path_factory.mktemp("portal-server"), extra_env={
+        "CHATBOT_CORS_ORIGINS": origin, "CHATBOT_MAX_WAITING": "1", "CHATBOT_RATE_LIMIT_PER_MINUTE": "120"})
+    try:
+        keys = {"portal": create_key(served, "portal"), "tiny": create_key(served, "tiny", "--rate-limit", "3"),
+                "fuzz": create_key(served, "fuzz", "--rate-limit", "0")}
+        (site / "index.html").write_text(
+            "<!doctype html><html><head><meta charset='utf-8'><title>HR portal</title></head><body>"
+            "<h1>Group HR portal</h1><p>Questions about the AI+ initiative? Use the bubble.</p>"
+            f"<script src='{served.url}/widget.js' data-server='{served.url}' data-key='{keys['portal']}' "
+            "data-title='Ask the AI+ documents'></script></body></html>", encoding="utf-8")
+        yield Portal(served, f"{origin}/index.html", origin, keys)
+    finally:
+        stop_server(served)
+        httpd.shutdown()
+
+
+def test_keys_are_required_once_created(portal):
+    url = portal.served.url
+    missing = httpx.get(url + "/api/v1/documents", timeout=30)
+    assert missing.status_code == 401 and "chatbot keys create" in missing.json()["error"]["message"]
+    wrong = httpx.get(url + "/v1/models", headers={"Authorization": "Bearer cbk_not-a-key"}, timeout=30)
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(url + "/api/v1/documents", headers=portal.auth(), timeout=30).status_code == 200
+    old = create_key(portal.served, "old")
+    assert httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {old}"}, timeout=30).status_code == 200
+    assert portal.served.chatbot("keys", "revoke", "old").returncode == 0
+    revoked = httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {old}"}, timeout=30)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+    listing = portal.served.chatbot("keys", "list").stdout
+    assert "portal" in listing and old not in listing and "revoked" in listing
+    for path in ("/healthz", "/readyz", "/widget.js", "/"):  # health, the widget and the chat page stay public
+        assert httpx.get(url + path, timeout=30).status_code == 200, path
+
+
+def test_cors_allows_the_portal_origin_only(portal):
+    url = portal.served.url
+    preflight = httpx.options(url + "/api/v1/ask/stream", timeout=30, headers={
+        "Origin": portal.origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == portal.origin
+    other = httpx.options(url + "/api/v1/ask/stream", timeout=30, headers={
+        "Origin": "http://127.0.0.1:1", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in other.headers
+    r = httpx.get(url + "/api/v1/documents", headers={**portal.auth(), "Origin": portal.origin}, timeout=30)
+    assert r.headers["access-control-allow-origin"] == portal.origin
+
+
+def test_rate_limit_per_key(portal):
+    url = portal.served.url
+    codes = [httpx.get(url + "/v1/models", headers=portal.auth("tiny"), timeout=30).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = httpx.get(url + "/v1/models", headers=portal.auth("tiny"), timeout=30)
+    assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
+    assert httpx.get(url + "/v1/models", headers=portal.auth(), timeout=30).status_code == 200
+
+
+def test_full_waiting_line_gets_503_with_retry_after(portal):
+    url = portal.served.url
+
+    def ask(i: int) -> httpx.Response:
+        return httpx.post(url + "/api/v1/ask", json={"question": QUESTION, "id": str(i)},
+                          headers=portal.auth("fuzz"), timeout=300)
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(ask, range(4)))
+    codes = sorted(r.status_code for r in responses)
+    # one answers, one waits (max_waiting 1); the others are told to come back
+    assert codes.count(200) >= 2 and 503 in codes and set(codes) <= {200, 503}, codes
+    for r in responses:
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "busy" and int(r.headers["retry-after"]) >= 1
+        else:
+            assert r.json()["refused"] is False
+
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
+# Every generation costs seconds on 2 cores: the endpoints that may call the LLM get a few examples (most
+# generated questions are off-topic and refused before the LLM), the rest more.
+EXAMPLES = {"/api/v1/ask": 6, "/api/v1/ask/stream": 6, "/v1/chat/completions": 6}
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(portal):
+    schema = schemathesis.openapi.from_url(portal.served.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    tested = []
+    for operation in operations:
+        strategy = st.one_of(operation.as_strategy(),
+                             operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+
+        @given(case=strategy)
+        @settings(max_examples=EXAMPLES.get(operation.path, 25), deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def check(case) -> None:  # noqa: ANN001
+            case.call_and_validate(headers=portal.auth("fuzz"), checks=CHECKS, timeout=300)
+
+        check()
+        tested.append(f"{operation.method.upper()} {operation.path}")
+    assert {"POST /api/v1/ask", "POST /api/v1/ask/stream", "POST /api/v1/retrieve", "GET /api/v1/documents",
+            "GET /api/v1/documents/{doc_id}", "POST /v1/chat/completions", "GET /v1/models"} <= set(tested)
+
+
+def test_widget_on_another_origin_streams_a_cited_answer(portal, artifacts: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(portal.page_url)
+            page.click(".cb-bubble")
+            page.fill(".cb-input", QUESTION)
+            page.click(".cb-send")
+            page.wait_for_selector(".cb-answer.cb-final", timeout=240_000)
+            answer = page.inner_text(".cb-answer.cb-final")
+            assert "11" in answer and re.search(r"\[\d+\]", answer), answer
+            assert page.locator(".cb-answer.cb-final .cb-ref").count() >= 1
+            sources = page.locator(".cb-source")
+            assert sources.count() >= 1
+            quote = sources.first.locator(".cb-quote").inner_text()
+            assert len(quote) > 20 and "characters" in sources.first.locator(".cb-meta").inner_text()
+            sources.first.locator(".cb-context").click()
+            page.wait_for_selector(".cb-doc mark", timeout=30_000)
+            assert page.inner_text(".cb-doc mark").strip() == quote.strip()
+            page.screenshot(path=str(artifacts / "api-widget.png"))
+            assert not [e for e in errors if "CORS" in e or "Access-Control" in e], errors
+            hosts = {httpx.URL(u).netloc.decode() for u in requests if u.startswith("http")}
+            assert hosts <= {httpx.URL(portal.origin).netloc.decode(), httpx.URL(portal.served.url).netloc.decode()}
+        finally:
+            browser.close()

@@ -231,12 +231,14 @@ def corpus_files(corpus_dir: Path) -> tuple[list[Path], list[tuple[str, str]]]:
                 continue
             if path.is_symlink():
                 target = path.resolve()
+                if not target.exists():
+                    skipped.append((_shown(path), f"{_printable_name(path)}: a broken symbolic link."))
+                    continue
                 if not target.is_relative_to(root):
                     skipped.append((_shown(path), f"{_printable_name(path)}: a symbolic link to {target}, "
                                                   "outside the corpus folder; not followed."))
                     continue
                 if not target.is_file():
-                    skipped.append((_shown(path), f"{_printable_name(path)}: a broken symbolic link."))
                     continue
             elif not path.is_file():
                 continue

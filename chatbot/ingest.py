@@ -63,6 +63,7 @@ class IngestSummary:
     removed_records: int = 0  # records no catalog lists (replaced versions, an interrupted run's left-overs)
     interrupted: bool = False  # records no catalog lists were found (an interrupted ingest) and repaired
     seconds: float = 0.0
+    model_load_s: float = 0.0  # part of seconds spent loading the embedders
 
     @property
     def changed(self) -> bool:
@@ -74,13 +75,15 @@ class IngestSummary:
             f"{len(self.unchanged)} unchanged"
         )
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
-        rate = f", {self.new_chunks / self.seconds:.0f} chunks/s" if self.new_chunks and self.seconds else ""
+        work_s = self.seconds - self.model_load_s
+        rate = f", {self.new_chunks / work_s:.0f} chunks/s" if self.new_chunks and work_s > 0 else ""
+        load = f" (+{self.model_load_s:.1f} s loading the embedders)" if self.model_load_s else ""
         repaired = (f" Found records no catalog lists (an interrupted ingest, or an earlier index format): "
                     f"{len(self.reused)} completed documents reused, {self.removed_records} records removed."
                     ) if self.interrupted else ""
         return (
             f"Indexed {self.documents} documents, {self.chunks} chunks ({work}{skipped}) "
-            f"in {self.seconds:.1f} s{rate}.{repaired}"
+            f"in {work_s:.1f} s{rate}{load}.{repaired}"
         )
 
 
@@ -198,7 +201,10 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     embed = [p for p in planned.values() if version_key(p.doc.doc_id, p.doc.content_hash) not in complete]
     summary.reused = sorted(set(planned) - {p.doc.doc_id for p in embed})
     if embed:
-        embedders = embedders or load_embedders(settings)
+        if embedders is None:
+            t = time.perf_counter()
+            embedders = load_embedders(settings)
+            summary.model_load_s = time.perf_counter() - t
         _embed_and_store(index, embedders, embed, fresh, summary, now, progress)
     summary.new_chunks = sum(len(p.chunks) for p in planned.values())
 

@@ -31,9 +31,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.corpus_dir.is_dir():
         raise ChatbotError(f"Corpus folder {settings.corpus_dir} does not exist.")
-    summary = build_index(settings, progress=not args.quiet)
+    summary = build_index(settings, progress=not args.quiet, wait=args.wait)
     for path, reason in summary.skipped:
         print(f"Skipped {path}: {reason}", file=sys.stderr)
+    for path, note in summary.notes:
+        print(f"Read {path}: {note}", file=sys.stderr)
     print(summary.line())
     return 0
 
@@ -243,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", help="folder of documents (default: corpus/)")
     p.add_argument("--index", help="index folder (default: index/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help="wait for an ingest already running on the index "
+                   "(default: refuse with a message)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer a question (interactive when none is given)")

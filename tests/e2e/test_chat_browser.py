@@ -1,0 +1,139 @@
+"""The chat in a real browser (Playwright driving Debian's Chromium) against the served app: ask, watch the draft
+turn into the verified answer, click a citation, open the document, rate, switch to Chinese; every request the
+page makes stays on this machine. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.e2e
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ANSWER_TIMEOUT_MS = 180_000  # an answer takes 3-15 s on 2 cores; generous for a loaded machine
+FINAL = ".cb-turn:last-child :is(.cb-answer, .cb-refusal, .cb-error)"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (make browser)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_chat(browser, served, locale: str, requests: list[str]):  # noqa: ANN001, ANN201
+    page = browser.new_page(viewport={"width": 1360, "height": 900}, locale=locale)
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("websocket", lambda ws: requests.append(ws.url))
+    page.goto(served.url + "/")
+    page.wait_for_selector(".cb-conv", timeout=60_000)
+    return page
+
+
+def ask(page, question: str) -> None:  # noqa: ANN001
+    turns = page.locator(".cb-turn").count()
+    page.fill("#cb-question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('.cb-turn').length > {turns}")
+
+
+def document_text(served, doc_id: str) -> str:  # noqa: ANN001
+    """The indexed document's text: its corpus file (a .txt file, whose extracted text is the file itself)."""
+    manifest = tomllib.loads((served.root / "corpus" / "manifest.toml").read_text(encoding="utf-8"))
+    [file] = [d["file"] for d in manifest["document"] if d["doc_id"] == doc_id]
+    return (served.root / "corpus" / file).read_text(encoding="utf-8")
+
+
+def test_chat_in_the_browser(browser, served, artifacts: Path) -> None:  # noqa: ANN001
+    requests: list[str] = []
+    page = open_chat(browser, served, "en-US", requests)
+    assert page.locator(".cb-example").count() >= 3  # a first-time user sees example questions
+    assert "Shanghai" in page.inner_text(".cb-header h1")
+    page.screenshot(path=str(artifacts / "chat-welcome.png"))
+
+    # The answer streams as a provisional draft, then the verified answer replaces it.
+    ask(page, "What is Shanghai Electric providing for large models?")
+    draft = page.wait_for_selector(".cb-turn:last-child .cb-draft .cb-draft-text", timeout=ANSWER_TIMEOUT_MS)
+    assert "not verified" in page.inner_text(".cb-turn:last-child .cb-draft .cb-label")
+    assert draft.evaluate("el => getComputedStyle(el).fontStyle") == "italic"
+    page.screenshot(path=str(artifacts / "chat-draft.png"))
+    page.wait_for_selector(FINAL, timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator(".cb-turn:last-child .cb-answer").count() == 1, page.inner_text(".cb-turn:last-child")
+    assert page.locator(".cb-draft").count() == 0
+
+    # A citation shows its sentence: hover text, and the highlighted span in its source card.
+    cite = page.locator(".cb-turn:last-child .cb-cite[data-n]").first
+    cite.click()
+    card = page.locator(".cb-turn:last-child .cb-source.cb-active")
+    doc_id, start, end = card.get_attribute("data-doc"), int(card.get_attribute("data-start")), \
+        int(card.get_attribute("data-end"))
+    text = document_text(served, doc_id)
+    assert card.locator("mark").text_content() == text[start:end]
+    assert cite.get_attribute("data-tip") == text[start:end]
+    page.screenshot(path=str(artifacts / "chat-answer.png"))
+
+    # "Open document" shows the whole document, scrolled to the same highlighted span.
+    card.locator("[data-action=open_doc]").click()
+    mark = page.locator(".cb-reader-body mark.cb-doc-hl")
+    mark.wait_for(timeout=30_000)
+    assert mark.text_content() == text[start:end]
+    assert page.locator(".cb-reader-body").text_content() == text
+    page.wait_for_timeout(400)
+    body, span = page.locator(".cb-reader-body").bounding_box(), mark.bounding_box()
+    assert body["y"] <= span["y"] < body["y"] + body["height"]  # the span is in view inside the reader
+    page.screenshot(path=str(artifacts / "chat-document.png"))
+
+    # Thumbs down and a comment are stored with the answer.
+    page.locator(".cb-turn:last-child .cb-rate[data-rating='-1']").click()
+    page.locator(".cb-turn:last-child .cb-comment textarea").fill("Too short.")
+    page.locator(".cb-turn:last-child [data-action=comment]").click()
+    page.wait_for_selector(".cb-turn:last-child .cb-comment-saved", timeout=30_000)
+    with sqlite3.connect(served.db_path) as con:
+        rating, comment, citations, source = con.execute(
+            "SELECT rating, comment, citations, source FROM feedback WHERE source = 'chat' ORDER BY id DESC").fetchone()
+    assert (rating, comment, source) == (-1, "Too short.", "chat")
+    assert any((c["start"], c["end"]) == (start, end) for c in json.loads(citations))
+
+    # An oversized question is a readable message, and the chat keeps working.
+    ask(page, "x" * 10_000)
+    page.wait_for_selector(FINAL, timeout=30_000)
+    assert "10000 characters" in page.inner_text(".cb-turn:last-child .cb-error")
+
+    # Switching the interface to Chinese relabels it; a Chinese question gets its answer.
+    page.locator("#cb-lang label", has_text="中文").click()
+    page.wait_for_function("document.querySelector('.cb-header h1').textContent.includes('上海')")
+    assert page.locator("button[role=tab]", has_text="问答").count() == 1
+    ask(page, "市国资委打造了多少个高质量产业互联网平台？")
+    page.wait_for_selector(FINAL, timeout=ANSWER_TIMEOUT_MS)
+    final = page.inner_text(".cb-turn:last-child")
+    assert "已对照出处核实" in final or "文件中没有答案" in final, final
+    page.screenshot(path=str(artifacts / "chat-chinese.png"))
+
+    # The Documents tab lists what is indexed.
+    page.locator("button[role=tab]", has_text="文件").click()
+    page.wait_for_selector(".cb-table tbody tr", timeout=30_000)
+    assert page.locator(".cb-table tbody tr").count() >= 1
+
+    hosts = {urlparse(u).hostname for u in requests}
+    assert hosts == {"127.0.0.1"}, sorted(u for u in requests if urlparse(u).hostname != "127.0.0.1")
+    page.close()
+
+
+def test_interface_follows_the_browser_language(browser, served) -> None:  # noqa: ANN001
+    requests: list[str] = []
+    page = open_chat(browser, served, "zh-CN", requests)
+    page.wait_for_function("document.querySelector('.cb-header h1').textContent.includes('上海')", timeout=30_000)
+    assert "试试这些问题" in page.inner_text(".cb-welcome")
+    assert {urlparse(u).hostname for u in requests} == {"127.0.0.1"}
+    page.close()

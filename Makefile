@@ -36,13 +36,13 @@ test: setup browser ## set up and run every test (unit, integration with real mo
 test-unit: setup ## fast tests, no models
 	$(BIN)/python -m pytest tests/unit -q
 
-eval: setup ## the full eval suite with the baseline side by side
+eval: setup ## the full eval suite (dev and test splits, follow-up conversations) with the baseline side by side
 	$(BIN)/chatbot ingest --quiet
-	$(BIN)/chatbot eval --baseline
+	$(BIN)/chatbot eval --conversations --baseline
 
-eval-gate: setup ## the fast CI subset, failing below eval/thresholds.toml
+eval-gate: setup ## the fast CI subset of the dev split, failing past eval/thresholds.toml
 	$(BIN)/chatbot ingest --quiet
-	$(BIN)/chatbot eval --subset eval/gate_subset.txt --gate eval/thresholds.toml
+	$(BIN)/chatbot eval --split dev --subset eval/gate_subset.txt --gate eval/thresholds.toml
 
 bench: setup ## print ingest, retrieval and answer latency figures on this machine
 	$(BIN)/python bench/bench.py

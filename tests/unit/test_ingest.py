@@ -71,3 +71,224 @@ def test_html_and_docx_documents_are_extracted(tmp_path, corpus_dir, fake_embedd
     chunks = {c.doc_id: c.text for c in next(iter(open_stores(settings_for(tmp_path, corpus_dir)).values())).all_chunks()}
     assert chunks["page"] == "Harbor water plan." and "x=1" not in chunks["page"]
     assert chunks["minutes"] == "The board met on 3 March."
+
+
+# Batching, crash safety, the lock and the local copy -------------------------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import chatbot.ingest as ingest_module  # noqa: E402
+from chatbot.chunking import chunk_document, split_sentences  # noqa: E402
+from chatbot.corpus import load_corpus  # noqa: E402
+from chatbot.ingest import IngestRunning, ingest_lock, open_index, text_path  # noqa: E402
+from chatbot.retrieval import HybridRetriever  # noqa: E402
+from chatbot.snapshot import CATALOG, KEYWORD, SENTENCES, TEXTS, read_local_catalog  # noqa: E402
+from chatbot.store import _Collection, chroma_client  # noqa: E402
+
+QUESTIONS = ["How many enterprises launched the initiative?", "What is the AI+ action about?",
+             "Which fund did the SASAC set up?", "中国太平的劳动生产率提升了多少？",
+             "How many projects does report 99 list?", "What does report 3 list?"]
+
+
+class FakeCountingEmbedder(FakeEmbedder):
+    """Records every embed_documents call; can fail on a given call (an ingest dying midway) or be slow."""
+
+    def __init__(self, name: str, *, fail_on_call: int | None = None, delay_s: float = 0.0) -> None:
+        super().__init__(name)
+        self.calls: list[list[str]] = []
+        self.fail_on_call = fail_on_call
+        self.delay_s = delay_s
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        if self.fail_on_call is not None and len(self.calls) >= self.fail_on_call:
+            raise RuntimeError("killed")
+        time.sleep(self.delay_s)
+        return super().embed_documents(texts)
+
+
+def _results(retriever: HybridRetriever) -> list[list[tuple[str, int, int]]]:
+    """The ranked chunks for each question; ten of them, so that every candidate list counts."""
+    return [[(c.chunk.doc_id, c.chunk.start, c.chunk.end) for c in retriever.retrieve(q, top_k=10).chunks]
+            for q in QUESTIONS]
+
+
+def _variant(corpus_dir: Path, name: str, n: int) -> None:
+    """Another document made of the real one's sentences, reordered and with its own numbers."""
+    text = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
+    sentences = [text[s.start : s.end] for s in split_sentences(text)]
+    picked = [sentences[(i * 7 + n) % len(sentences)] for i in range(6)]
+    (corpus_dir / f"{name}.txt").write_text(f"Report {n}. " + " ".join(picked) + f" It lists {n * 13} projects.",
+                                            encoding="utf-8")
+
+
+def _counts(settings: Settings) -> dict[str, int]:
+    index = open_index(settings)
+    return {c.name: c.count() for c in [*index.vector_collections(), index.documents]}
+
+
+def _expected(settings: Settings) -> dict[str, int]:
+    catalog = read_local_catalog(settings.index_dir)
+    assert catalog is not None
+    docs = catalog["documents"].values()
+    index = open_index(settings)
+    out = {c.name: sum(e["chunks"] for e in docs) for c in index.chunks.values()}
+    out.update({c.name: sum(e["sentences"] for e in docs) for c in index.sentences.values()})
+    out[index.documents.name] = len(catalog["documents"])
+    return out
+
+
+def test_each_distinct_text_is_embedded_once_in_one_call_per_embedder(tmp_path, corpus_dir, monkeypatch):
+    import shutil
+
+    shutil.copy(corpus_dir / "shanghai-soe-ai-plus-initiative.txt", corpus_dir / "copy.txt")
+    (corpus_dir / "short.md").write_text("One sentence only.", encoding="utf-8")
+    embedders = Embedders(FakeCountingEmbedder("minilm"), FakeCountingEmbedder("use"))
+    upserts: list[str] = []
+    original = _Collection._upsert
+
+    def counting_upsert(self, ids, vectors, metadatas, documents=None):  # noqa: ANN001, ANN202
+        upserts.append(self.name)
+        return original(self, ids, vectors, metadatas, documents)
+
+    monkeypatch.setattr(_Collection, "_upsert", counting_upsert)
+    s = settings_for(tmp_path, corpus_dir)
+    summary = build_index(s, embedders=embedders, progress=False)
+
+    docs = load_corpus(corpus_dir).documents
+    wanted = {c.text for d in docs for c in chunk_document(d)} | {d.text[x.start : x.end] for d in docs
+                                                                   for x in split_sentences(d.text)}
+    for emb in embedders.by_name.values():
+        assert len(emb.calls) == 1  # type: ignore[attr-defined]
+        sent = emb.calls[0]  # type: ignore[attr-defined]
+        assert len(sent) == len(set(sent)) and set(sent) == wanted
+    assert summary.embedded_texts == len(wanted)
+    assert summary.new_chunks == summary.chunks == 2 * len(chunk_document(docs[0])) + 1
+    # one write per collection: chunks and sentences of each embedder, then the documents
+    assert sorted(upserts) == sorted(["t_minilm", "t_use", "t_minilm_sentences", "t_use_sentences", "t_documents"])
+
+
+def test_a_second_ingest_is_refused_with_a_message_or_waits(tmp_path, corpus_dir, fake_embedders):
+    s = settings_for(tmp_path, corpus_dir)
+    with ingest_lock(s.index_dir):
+        with pytest.raises(IngestRunning, match="Another ingest is already running .*pid"):
+            build_index(s, embedders=fake_embedders, progress=False)
+    released = threading.Event()
+
+    def hold() -> None:
+        with ingest_lock(s.index_dir):
+            time.sleep(1.0)
+        released.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    summary = build_index(s, embedders=fake_embedders, progress=False, wait=True)
+    assert released.is_set() and summary.added == ["shanghai-soe-ai-plus-initiative"]
+    holder.join()
+
+
+def test_an_ingest_that_dies_midway_leaves_the_previous_index_answering_and_the_next_one_repairs(
+        tmp_path, corpus_dir, fake_embedders, monkeypatch):
+    s = settings_for(tmp_path, corpus_dir)
+    _variant(corpus_dir, "old-report", 1)
+    _variant(corpus_dir, "changing", 2)
+    build_index(s, embedders=fake_embedders, progress=False)
+    before = _results(HybridRetriever(s, fake_embedders))
+    before_docs = set(read_local_catalog(s.index_dir)["documents"])  # type: ignore[index]
+
+    for n in range(3, 9):
+        _variant(corpus_dir, f"new-{n}", n)
+    _variant(corpus_dir, "changing", 99)
+    (corpus_dir / "old-report.txt").unlink()
+    monkeypatch.setattr(ingest_module, "EMBED_ROUND_TEXTS", 30)  # several rounds
+    dying = Embedders(FakeCountingEmbedder("minilm", fail_on_call=2), FakeCountingEmbedder("use"))
+    with pytest.raises(RuntimeError, match="killed"):
+        build_index(s, embedders=dying, progress=False)
+
+    chroma_client(s.index_dir, fresh=True)  # as a new process would see the database
+    after_crash = HybridRetriever(s, fake_embedders)
+    assert set(after_crash.documents) == before_docs
+    assert _results(after_crash) == before
+    assert any(_counts(s)[k] > v for k, v in _expected(s).items())  # the dead run's records are there
+
+    summary = build_index(s, embedders=fake_embedders, progress=False)
+    assert summary.interrupted and summary.reused and summary.removed_records > 0
+    assert "Found records no catalog lists" in summary.line()
+    wanted = {d.doc_id for d in load_corpus(corpus_dir).documents}
+    assert set(read_local_catalog(s.index_dir)["documents"]) == wanted  # type: ignore[index]
+    assert _counts(s) == _expected(s)  # exactly the catalog's records, no left-overs
+    fresh = HybridRetriever(s, fake_embedders)
+    assert set(fresh.documents) == wanted
+    assert {c.doc_id for c in fresh._chunks_by_id.values()} == wanted
+    changed = [c.text for c in fresh._chunks_by_id.values() if c.doc_id == "changing"]
+    assert any("1287 projects" in t for t in changed) and not any("26 projects" in t for t in changed)
+    again = build_index(s, embedders=fake_embedders, progress=False)
+    assert not again.changed and not again.interrupted
+
+
+def test_missing_or_stale_local_files_are_rebuilt_from_chroma(tmp_path, corpus_dir, fake_embedders):
+    import shutil
+
+    s = settings_for(tmp_path, corpus_dir)
+    build_index(s, embedders=fake_embedders, progress=False)
+    before = _results(HybridRetriever(s, fake_embedders))
+    text_before = text_path(s.index_dir, "shanghai-soe-ai-plus-initiative").read_text(encoding="utf-8")
+    for name in (KEYWORD, SENTENCES, CATALOG):
+        (s.index_dir / name).unlink()
+    shutil.rmtree(s.index_dir / TEXTS)
+    retriever = HybridRetriever(s, fake_embedders)
+    assert _results(retriever) == before
+    assert text_path(s.index_dir, "shanghai-soe-ai-plus-initiative").read_text(encoding="utf-8") == text_before
+    assert all((s.index_dir / name).is_file() for name in (KEYWORD, SENTENCES, CATALOG))
+    summary = build_index(s, embedders=fake_embedders, progress=False)
+    assert not summary.changed
+
+
+def test_a_running_retriever_notices_a_newer_index(tmp_path, corpus_dir, fake_embedders):
+    s = settings_for(tmp_path, corpus_dir).model_copy(update={"index_check_s": 0.05})
+    build_index(s, embedders=fake_embedders, progress=False)
+    retriever = HybridRetriever(s, fake_embedders)
+    assert not retriever.refresh()
+    (corpus_dir / "harbour.md").write_text("The harbour pilot has 17 cranes.", encoding="utf-8")
+    build_index(s, embedders=fake_embedders, progress=False)
+    assert "harbour" not in retriever.documents
+    time.sleep(0.1)
+    retriever.retrieve("How many cranes does the harbour pilot have?")  # starts the background check
+    deadline = time.time() + 10
+    while "harbour" not in retriever.documents and time.time() < deadline:
+        time.sleep(0.05)
+    got = retriever.retrieve("How many cranes does the harbour pilot have?")
+    assert got.chunks[0].chunk.doc_id == "harbour"
+
+
+def test_questions_during_a_reindex_never_fail(tmp_path, corpus_dir, fake_embedders, monkeypatch):
+    s = settings_for(tmp_path, corpus_dir)
+    build_index(s, embedders=fake_embedders, progress=False)
+    retriever = HybridRetriever(s, fake_embedders)
+    before = _results(retriever)
+    for n in range(3, 12):
+        _variant(corpus_dir, f"new-{n}", n)
+    (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").write_text(
+        (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8") + "\nA late addition.",
+        encoding="utf-8")
+    monkeypatch.setattr(ingest_module, "EMBED_ROUND_TEXTS", 30)
+    slow = Embedders(FakeCountingEmbedder("minilm", delay_s=0.05), FakeCountingEmbedder("use", delay_s=0.05))
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=lambda: build_index(s, embedders=slow, progress=False))
+    worker.start()
+    answered = 0
+    while worker.is_alive():
+        try:
+            got = _results(retriever)
+            assert all(got), "a question got no chunks"
+            answered += 1
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+            break
+    worker.join()
+    assert not errors and answered >= 3
+    assert before  # the old index answered the whole time

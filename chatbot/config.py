@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     chunk_chars: int = 900
     chunk_overlap_sentences: int = 1
     max_file_mb: float = 50.0  # larger corpus files are skipped with the reason
+    ingest_round_texts: int = 4096  # distinct texts embedded and written per ingest round (a killed ingest loses one)
 
     # Embedders: the English sentence-transformers model plus a multilingual one for fusion
     embed_model: str = "packaged:all-MiniLM-L6-v2"

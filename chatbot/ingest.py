@@ -35,9 +35,6 @@ from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
 
 INDEX_VERSION = 4  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
 LOCK = "ingest.lock"
-# Distinct texts embedded per round: each round is one embed_documents call per embedder and one upsert per
-# collection, and a killed ingest loses at most one round of work.
-EMBED_ROUND_TEXTS = 4096
 # Vectors kept for texts already embedded in this run (a text repeated across documents is embedded once).
 VECTOR_CACHE_TEXTS = 200_000
 
@@ -205,7 +202,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             t = time.perf_counter()
             embedders = load_embedders(settings)
             summary.model_load_s = time.perf_counter() - t
-        _embed_and_store(index, embedders, embed, fresh, summary, now, progress)
+        _embed_and_store(index, embedders, embed, fresh, summary, now, progress, settings.ingest_round_texts)
     summary.new_chunks = sum(len(p.chunks) for p in planned.values())
 
     documents = {}
@@ -268,13 +265,14 @@ def _missing_records(index: ChromaIndex, catalog: dict[str, Any]) -> bool:
 
 
 def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], fresh: SentenceVectors,
-                     summary: IngestSummary, indexed_at: str, progress: bool) -> None:
-    """Embed every distinct text once and write in rounds: one embed_documents call per embedder and one
-    upsert per collection a round. A document's record (its completion mark) follows its vectors."""
+                     summary: IngestSummary, indexed_at: str, progress: bool, round_texts: int) -> None:
+    """Embed every distinct text once and write in rounds of about round_texts texts: one embed_documents
+    call per embedder and one upsert per collection a round; a killed ingest loses at most one round. A
+    document's record (its completion mark) follows its vectors."""
     names = list(index.chunks)
     cache: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
     bar = tqdm(total=sum(len(p.chunks) for p in planned), unit="chunk", desc="Embedding", disable=not progress)
-    for batch in _rounds(planned):
+    for batch in _rounds(planned, round_texts):
         texts: dict[str, None] = {}
         for p in batch:
             texts.update(dict.fromkeys(c.text for c in p.chunks))
@@ -320,13 +318,13 @@ def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
 
 
-def _rounds(planned: list[_Planned]) -> Iterator[list[_Planned]]:
-    """Groups of whole documents of about EMBED_ROUND_TEXTS texts (a bigger document is a round alone)."""
+def _rounds(planned: list[_Planned], size_limit: int) -> Iterator[list[_Planned]]:
+    """Groups of whole documents of about size_limit texts (a bigger document is a round alone)."""
     batch: list[_Planned] = []
     size = 0
     for p in planned:
         n = len(p.chunks) + len(p.sentences)
-        if batch and size + n > EMBED_ROUND_TEXTS:
+        if batch and size + n > size_limit:
             yield batch
             batch, size = [], 0
         batch.append(p)

@@ -80,7 +80,6 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-import chatbot.ingest as ingest_module  # noqa: E402
 from chatbot.chunking import chunk_document, split_sentences  # noqa: E402
 from chatbot.corpus import load_corpus  # noqa: E402
 from chatbot.ingest import IngestRunning, ingest_lock, open_index, text_path  # noqa: E402
@@ -204,7 +203,7 @@ def test_an_ingest_that_dies_midway_leaves_the_previous_index_answering_and_the_
         _variant(corpus_dir, f"new-{n}", n)
     _variant(corpus_dir, "changing", 99)
     (corpus_dir / "old-report.txt").unlink()
-    monkeypatch.setattr(ingest_module, "EMBED_ROUND_TEXTS", 30)  # several rounds
+    s = s.model_copy(update={"ingest_round_texts": 30})  # several rounds
     dying = Embedders(FakeCountingEmbedder("minilm", fail_on_call=2), FakeCountingEmbedder("use"))
     with pytest.raises(RuntimeError, match="killed"):
         build_index(s, embedders=dying, progress=False)
@@ -275,7 +274,7 @@ def test_questions_during_a_reindex_never_fail(tmp_path, corpus_dir, fake_embedd
     (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").write_text(
         (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8") + "\nA late addition.",
         encoding="utf-8")
-    monkeypatch.setattr(ingest_module, "EMBED_ROUND_TEXTS", 30)
+    s = s.model_copy(update={"ingest_round_texts": 30})
     slow = Embedders(FakeCountingEmbedder("minilm", delay_s=0.05), FakeCountingEmbedder("use", delay_s=0.05))
     errors: list[BaseException] = []
     worker = threading.Thread(target=lambda: build_index(s, embedders=slow, progress=False))

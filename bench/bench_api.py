@@ -174,8 +174,11 @@ def main() -> int:
             print(f"Server ready in {start_s:.1f} s (ingest + models) at {server.url}", flush=True)
             url = server.url
             httpx.post(url + "/api/v1/ask", json={"question": qs[0]}, timeout=600)  # warm caches once
+            load = os.getloadavg()[0]
+            print(f"Load average (1 min) before measuring: {load:.1f} on {os.cpu_count()} CPUs "
+                  "(other processes share the machine when above ~1)", flush=True)
             results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                         "python": platform.python_version()},
+                                         "python": platform.python_version(), "load_average_before": load},
                              "date": time.strftime("%Y-%m-%d %H:%M"), "server_start_s": start_s}
             results["retrieve"] = [bench_retrieve(url, qs, args.retrieve_requests, c) for c in (1, 4)]
             for r in results["retrieve"]:
@@ -194,6 +197,7 @@ def main() -> int:
             print(f"Burst of {b['burst']} at once (max_waiting {b['max_waiting']}): {b['answered']} answered, "
                   f"{b['status_503']} × 503 in p50 {b['time_to_503_ms'].get('p50', 0):.0f} ms with Retry-After "
                   f"{b['retry_after_s']} s; meanwhile {probes}", flush=True)
+            results["machine"]["load_average_after"] = os.getloadavg()[0]
         finally:
             server.stop()
     out = Path(args.out)

@@ -26,9 +26,11 @@ TEXT: dict[str, dict[str, str]] = {
     "new_chat": {"en": "New conversation", "zh": "新对话"},
     "welcome_title": {"en": "Ask about the indexed documents", "zh": "向已收录的文件提问"},
     "welcome_body": {
-        "en": "Answers come only from the documents listed below, with a [n] citation on every sentence: hover "
-              "or click it to see the exact sentence. Follow-up questions use the conversation.",
-        "zh": "答案只来自下列文件，每句都带有 [n] 引用：悬停或点击即可查看原文句子。追问会结合之前的对话。",
+        "en": "Answers come only from the indexed documents (see the Documents tab), with a [n] citation on every "
+              "sentence: hover over it or click it to see the exact sentence. Follow-up questions use the "
+              "conversation; a question the documents cannot answer is declined.",
+        "zh": "答案只来自已收录的文件（见“文件”标签页），每句都带有 [n] 引用：悬停或点击即可查看原文句子。"
+              "追问会结合之前的对话；文件无法回答的问题会被如实告知。",
     },
     "examples": {"en": "Try one of these", "zh": "试试这些问题"},
     "you": {"en": "You", "zh": "您"},

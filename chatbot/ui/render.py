@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -55,6 +56,53 @@ def when(timestamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+@dataclass(frozen=True)
+class Run:
+    """Segments drawn together; `keep_together` keeps a word, its markers and the punctuation after them on one
+    line, so a marker never starts a line on its own."""
+
+    segments: tuple[Segment, ...]
+    keep_together: bool = False
+
+
+_LAST_WORD = re.compile(r"(?:[A-Za-z0-9%'’.\-]{1,24}|\S{1,2})$")
+_PUNCTUATION = re.compile(r"[.,;:!?。，；：！？、)）\]”’」』]+")
+
+
+def answer_runs(text: str, citations: Sequence[CitedPassage] = ()) -> list[Run]:
+    """The answer's segments grouped for drawing: each group of markers with the word before it and the
+    punctuation after it."""
+    runs: list[Run] = []
+    pending = ""  # text not placed yet
+    segments = answer_segments(text, citations)
+    i = 0
+    while i < len(segments):
+        if segments[i].n is None:
+            pending += segments[i].text
+            i += 1
+            continue
+        word = _LAST_WORD.search(pending)
+        cut = word.start() if word else len(pending)
+        if pending[:cut]:
+            runs.append(Run((Segment(pending[:cut]),)))
+        glued = [Segment(pending[cut:])] if pending[cut:] else []
+        while i < len(segments) and segments[i].n is not None:
+            glued.append(segments[i])
+            i += 1
+        pending = ""
+        if i < len(segments):
+            after = segments[i].text
+            punct = _PUNCTUATION.match(after)
+            if punct:
+                glued.append(Segment(punct.group()))
+            pending = after[punct.end() if punct else 0:]
+            i += 1
+        runs.append(Run(tuple(glued), keep_together=True))
+    if pending:
+        runs.append(Run((Segment(pending),)))
+    return runs
+
+
 def removed_label(lang: str, n: int) -> str:
     return t(lang, "removed_one") if n == 1 else t(lang, "removed_many", n=n)
 
@@ -68,7 +116,7 @@ def seconds(lang: str, answer: Answer) -> str:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("chatbot.ui", "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(t=t, answer_segments=answer_segments, removed_label=removed_label, seconds=seconds, when=when,
+    env.globals.update(t=t, answer_runs=answer_runs, removed_label=removed_label, seconds=seconds, when=when,
                        QUESTION_SHOWN=QUESTION_SHOWN)
     return env
 

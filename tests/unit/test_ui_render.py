@@ -25,7 +25,7 @@ from chatbot.schemas import (
 )
 from chatbot.ui.conversation import ChatTurn, Conversation, apply_event, passage_around
 from chatbot.ui.handlers import ChatHandlers, feedback_settings
-from chatbot.ui.render import answer_segments, render_conversation, render_documents, render_reader
+from chatbot.ui.render import answer_runs, answer_segments, render_conversation, render_documents, render_reader
 
 TEXT = (
     "The news is reported by Coin World.\n"
@@ -118,6 +118,17 @@ def test_answer_segments_split_markers_and_know_their_sentences() -> None:
     assert [s.text for s in segments] == ["Eleven", "[1]", ". Also 1.05 million", "[1]", "[2]", "."]
     assert [s.cited for s in segments if s.n] == [TEXT[slice(*LAUNCH)], TEXT[slice(*LAUNCH)], TEXT[slice(*TAIPING)]]
     assert answer_segments("No source [7].")[1].cited is None
+
+
+def test_markers_stay_on_the_line_of_their_word_and_punctuation() -> None:
+    def runs(text: str) -> list[tuple[bool, str]]:
+        return [(r.keep_together, "".join(s.text for s in r.segments)) for r in answer_runs(text)]
+
+    assert runs("Over 100 million yuan [1][2]. Next.") == [(False, "Over 100 million "), (True, "yuan[1][2]."),
+                                                          (False, " Next.")]
+    assert runs("打造了8个平台[1]。") == [(False, "打造了8个"), (True, "平台[1]。")]  # two characters, not the sentence
+    assert "".join(t for _, t in runs("A [1], b [2] c")).replace("[1]", " [1]").replace("[2]", " [2]") == \
+        "A [1], b [2] c"
 
 
 def test_passage_around_keeps_the_exact_span_and_whole_words() -> None:

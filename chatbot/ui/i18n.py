@@ -59,6 +59,7 @@ TEXT: dict[str, dict[str, str]] = {
     "comment_send": {"en": "Send comment", "zh": "发送评论"},
     "comment_saved": {"en": "Comment saved.", "zh": "评论已保存。"},
     "seconds": {"en": "{s} s", "zh": "{s} 秒"},
+    "cached": {"en": "same question answered before", "zh": "此前回答过同样的问题"},
     "reader_title": {"en": "Reader", "zh": "阅读"},
     "reader_empty": {"en": "Click “Open document” under a source to read the whole document here, scrolled to "
                            "the cited sentence.",

@@ -108,6 +108,9 @@ def removed_label(lang: str, n: int) -> str:
 
 
 def seconds(lang: str, answer: Answer) -> str:
+    """How long the answer took ("answered before" when it came from the service's answer cache)."""
+    if "cache" in answer.timings_ms:
+        return t(lang, "cached")
     total = answer.timings_ms.get("total")
     return t(lang, "seconds", s=f"{total / 1000:.1f}") if total is not None else ""
 

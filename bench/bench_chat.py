@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -100,6 +101,7 @@ def main() -> int:
             url = served.url + "/"
             print(f"Started the chat at {url} (ingest + models) in {time.perf_counter() - t:.1f} s")
         rows = []
+        load_before = os.getloadavg()[0]
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
@@ -128,6 +130,8 @@ def main() -> int:
         "measured": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {platform.processor() or ''}",
         "what": "browser: Enter pressed -> first draft token painted / verified answer painted; new conversation per "
                 "question; one warm-up question not counted",
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2),
+                              "cpus": os.cpu_count()},
         "all": figures(rows), "en": figures([r for r in rows if r["language"] == "en"]),
         "zh": figures([r for r in rows if r["language"] == "zh"]),
         "outcomes": {k: sum(r["outcome"] == k for r in rows) for k in ("answer", "refusal", "error")},
@@ -137,7 +141,8 @@ def main() -> int:
     for key, name in (("all", "all"), ("en", "English"), ("zh", "Chinese")):
         print(line(f"Enter -> first token ({name})", results[key]["first_token_ms"]))
         print(line(f"Enter -> verified answer ({name})", results[key]["final_ms"]))
-    print(f"Outcomes: {results['outcomes']}")
+    print(f"Outcomes: {results['outcomes']}; 1-minute load average {load_before:.1f} before, "
+          f"{results['load_average_1min']['after']:.1f} after, on {os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"Wrote {args.out}")

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
     evidence_token_budget: int = 340
+    # Evidence unit: "clause" (clauses of the best sentences, each with its sentence's subject) or "sentence"
+    evidence_unit: Literal["clause", "sentence"] = "clause"
+    evidence_clauses: int = 4
+    evidence_clauses_many: int = 6
+    evidence_clause_budget: int = 170  # prompt tokens for evidence_clauses clauses (scaled for more)
+    clause_sentences: int = 6  # best sentences split into clauses and scored
     relevance_floor: float = 0.21  # multilingual (USE) cosine
     relevance_floor_english: float = 0.33  # MiniLM cosine, English questions
     relevance_min_word_share: float = 0.45
@@ -78,6 +84,11 @@ class Settings(BaseSettings):
     llm_threads: int = 2
     llm_context: int = 4096
     max_answer_tokens: int = 100
+    # Chinese questions: "direct" (the model answers in Chinese) or "translate" (answer in English, then translate)
+    chinese_answers: Literal["direct", "translate"] = "direct"
+    answer_cache_size: int = 2000  # verified answers kept for repeated questions (0: no cache)
+    query_translation: bool = True  # also search a Chinese question in English when English documents are indexed
+    prefix_state: bool = True  # save the fixed prompt prefix's evaluated state in cache_dir/kv, load it at start
     hosted_base_url: str | None = None
     hosted_model: str = "gpt-4o-mini"
     hosted_api_key: str | None = None

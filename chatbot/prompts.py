@@ -20,16 +20,23 @@ def read(name: str) -> str:
     return (PROMPT_DIR / name).read_text(encoding="utf-8").strip()
 
 
-def answer_messages(sources: list[str], question: str, premise_gaps: Sequence[str] = ()) -> list[dict[str, str]]:
-    """System and few-shot turns first (a fixed prefix llama.cpp reuses), then this question's sources."""
+def answer_prefix() -> list[dict[str, str]]:
+    """The fixed prefix (system and few-shot turns) that every answer prompt starts with."""
     messages = [{"role": "system", "content": read("system.txt")}]
     for example in json.loads(read("examples.json")):
         messages.append({"role": "user", "content": example["user"]})
         messages.append({"role": "assistant", "content": example["assistant"]})
-    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(sources, 1))
-    note = "\n" + read("premise_note.txt").format(values=", ".join(premise_gaps)) if premise_gaps else ""
-    messages.append({"role": "user", "content": read("user.txt").format(sources=numbered, question=question, note=note)})
     return messages
+
+
+def answer_messages(sources: Sequence[str], question: str,
+                    premises: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+    """The fixed prefix first (llama.cpp reuses it), then this question's sources. `premises` are (asked,
+    stated) pairs: a number the question assumes and the one the sources state about the same thing."""
+    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(sources, 1))
+    note = "".join("\n" + read("premise_note.txt").format(asked=asked, stated=stated) for asked, stated in premises)
+    return [*answer_prefix(),
+            {"role": "user", "content": read("user.txt").format(sources=numbered, question=question, note=note)}]
 
 
 def translate_answer_messages(answer: str) -> list[dict[str, str]]:
@@ -41,10 +48,19 @@ def translate_answer_messages(answer: str) -> list[dict[str, str]]:
     return messages
 
 
-def premise_correction(language: str, values: Sequence[str], quote: str) -> str:
+def translate_question_messages(question: str) -> list[dict[str, str]]:
+    """A question in the other language (Chinese <-> English), to search documents written in that language."""
+    messages = [{"role": "system", "content": read("translate_question_system.txt")}]
+    for example in json.loads(read("translate_question_examples.json")):
+        messages.append({"role": "user", "content": example["user"]})
+        messages.append({"role": "assistant", "content": example["assistant"]})
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
+def premise_correction(language: str, asked: str, stated: str, quote: str) -> str:
     templates = json.loads(read("premise_correction.json"))
-    sep = "、" if language == "zh" else ", "
-    return templates.get(language, templates["en"]).format(values=sep.join(values), quote=quote)
+    return templates.get(language, templates["en"]).format(asked=asked, stated=stated, quote=quote)
 
 
 def rewrite_messages(history: Sequence[tuple[str, str]], question: str) -> list[dict[str, str]]:

@@ -13,8 +13,10 @@ from chatbot.config import Settings
 from chatbot.corpus import detect_language
 from chatbot.embeddings import Embedders
 from chatbot.errors import IndexMissing
+from chatbot.evidence import EvidenceSelector
 from chatbot.ingest import open_index
 from chatbot.keyword import bridge_tokens, tokenize
+from chatbot.query import Query, as_query
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
 from chatbot.snapshot import SentenceVectors, Snapshot, load_snapshot
 
@@ -76,6 +78,7 @@ class HybridRetriever:
     def __init__(self, settings: Settings, embedders: Embedders) -> None:
         self.settings = settings
         self.embedders = embedders
+        self.evidence = EvidenceSelector(settings, embedders)
         require_index(settings)
         self._install(self._load(fresh=False))
         self._checked_at = time.monotonic()
@@ -132,16 +135,19 @@ class HybridRetriever:
         threading.Thread(target=run, name="index-refresh", daemon=True).start()
 
     def retrieve(
-        self, question: str, *, top_k: int | None = None, translation: str | None = None,
+        self, question: str | Query, *, top_k: int | None = None, translation: str | None = None,
         evidence_sentences: int | None = None, doc_ids: frozenset[str] | None = None,
     ) -> Retrieved:
         """Fuse every ranked list (each embedder and BM25, for the question and its English translation).
-        `doc_ids` limits retrieval to those documents."""
+        `doc_ids` limits retrieval to those documents; `evidence_sentences` overrides how many evidence spans
+        (clauses, or sentences) the prompt gets."""
+        query = as_query(question)
+        question = query.text
         s = self.settings
         top_k = s.top_k if top_k is None else top_k
         self._maybe_refresh()
         t0 = time.perf_counter()
-        language = detect_language(question)
+        language = query.language
         queries = [question] + ([translation] if translation and translation.strip() != question else [])
         query_vectors = [self._embed(q) for q in queries]
         t_embed = time.perf_counter()
@@ -169,39 +175,17 @@ class HybridRetriever:
                   for cid, sc in ranked]
         t_search = time.perf_counter()
 
-        evidence, best = self._select_evidence(queries, chunks, query_vectors, evidence_sentences)
+        evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
+                                              evidence_sentences)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)
         return Retrieved(
             language=language, chunks=chunks, evidence=evidence, best_similarity=best_sim,
-            relevant=bool(evidence) and self._relevant(question, language, chunks, best),
+            relevant=bool(evidence) and self.evidence.relevant(query, chunks, best, self._tokens_of, queries[1:]),
             timings_ms={"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000,
                         "evidence": (t_end - t_search) * 1000},
         )
-
-    def _relevant(self, question: str, language: str, chunks: list[ScoredChunk], best: dict[str, float]) -> bool:
-        """The relevance floor. No single signal separates off-topic questions from on-topic ones (measured on
-        the eval set and a list of off-topic questions), so any one of three suffices:
-        - the English embedder's best sentence cosine (English questions), or the multilingual one's;
-        - the share of the question's words found in the retrieved chunks;
-        - for Chinese questions, a "bridge" match: a transliterated name or a number that the chunks contain."""
-        s = self.settings
-        multi = self.embedders.multilingual
-        if multi is not None and best.get(multi.name, 0.0) >= s.relevance_floor:
-            return True
-        if language == "en" and best.get(self.embedders.primary.name, 0.0) >= s.relevance_floor_english:
-            return True
-        chunk_tokens: set[str] = set()
-        for sc in chunks:
-            chunk_tokens |= self._tokens_of(sc.chunk)
-        words = {t for t in tokenize(question) if not ("\u3400" <= t[0] <= "\u9fff")}
-        if words and len(words & chunk_tokens) / len(words) >= s.relevance_min_word_share:
-            return True
-        if language != "en":
-            bridges = {t for t in bridge_tokens(question) if t.startswith("#") or len(t) >= 5}
-            return bool(bridges & chunk_tokens)
-        return False
 
     def _tokens_of(self, chunk: Chunk) -> frozenset[str]:
         """A chunk's words and bridge tokens, as the keyword index holds them."""
@@ -236,59 +220,3 @@ class HybridRetriever:
         if multi is None or detect_language(text) == "en":
             vectors[self.embedders.primary.name] = self.embedders.primary.embed_query(text)
         return vectors
-
-    def _select_evidence(
-        self, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]],
-        limit: int | None = None,
-    ) -> tuple[list[Evidence], dict[str, float]]:
-        """Rank the sentences of the retrieved chunks; keep the best few within the prompt budget.
-
-        A sentence's score is its best weighted cosine over the query texts, plus word overlap with the
-        question and a small bonus for the rank of its chunk. Also returns each embedder's best cosine over
-        the candidate sentences: the relevance floor is tested on them."""
-        multi = self.embedders.multilingual
-        sim_name = multi.name if multi is not None else self.embedders.primary.name
-        q_terms: set[str] = set().union(*(tokenize(q) for q in queries))
-        candidates: dict[tuple[str, int], Evidence] = {}
-        best: dict[str, float] = {}
-        for rank, sc in enumerate(chunks):
-            chunk = sc.chunk
-            vecs = self.sentences.vectors.get(chunk.doc_id, {})
-            for sent in chunk.sentences:
-                key = (chunk.doc_id, sent.start)
-                if key in candidates:
-                    continue
-                i = self.sentences.row.get(key)
-                text = chunk.text[sent.start - chunk.start : sent.end - chunk.start]
-                score = 0.0
-                if i is not None:
-                    for qv in query_vectors:
-                        dense = 0.0
-                        for name, vec in qv.items():
-                            if name in vecs:
-                                cos = float(vecs[name][i] @ vec)
-                                dense += cos if name == sim_name else 0.5 * cos
-                                best[name] = max(best.get(name, 0.0), cos)
-                        score = max(score, dense)
-                if q_terms:
-                    score += 0.15 * len(q_terms & set(tokenize(text))) / len(q_terms)
-                score += 0.01 * (len(chunks) - rank)
-                candidates[key] = Evidence(doc_id=chunk.doc_id, start=sent.start, end=sent.end, text=text,
-                                           score=score)
-        chosen: list[Evidence] = []
-        limit = self.settings.evidence_sentences if limit is None else limit
-        budget = self.settings.evidence_token_budget * limit / self.settings.evidence_sentences
-        for ev in sorted(candidates.values(), key=lambda e: -e.score):
-            cost = _token_estimate(ev.text)
-            if len(chosen) >= limit:
-                break
-            if chosen and cost > budget:
-                continue
-            chosen.append(ev)
-            budget -= cost
-        return sorted(chosen, key=lambda e: (e.doc_id, e.start)), best
-
-
-def _token_estimate(text: str) -> int:
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
-    return int(cjk * 0.8 + (len(text) - cjk) / 4) + 4

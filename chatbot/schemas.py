@@ -39,13 +39,25 @@ class ScoredChunk(BaseModel):
 
 
 class Evidence(BaseModel):
-    """One evidence span (a sentence) selected for the prompt."""
+    """One evidence span selected for the prompt: a clause (or a whole sentence) of a document."""
 
     doc_id: str
     start: int
     end: int
     text: str
     score: float
+    context_start: int | None = None  # the enclosing sentence
+    context_end: int | None = None
+    context_text: str = ""
+    # The sentence's subject, shown to the model before a clause that lacks one ("The Airport Group … covering
+    # three business lines"); None when the clause has its own.
+    head_start: int | None = None
+    head_end: int | None = None
+    head_text: str = ""
+
+    @property
+    def prompt_text(self) -> str:
+        return f"{self.head_text} … {self.text}" if self.head_text else self.text
 
 
 class Citation(BaseModel):
@@ -59,6 +71,9 @@ class Citation(BaseModel):
     end: int
     text: str
     score: float
+    # The sentence the cited clause belongs to (start/end/text are the clause itself): where to highlight it.
+    context_start: int | None = None
+    context_end: int | None = None
 
 
 class Answer(BaseModel):
@@ -94,6 +109,8 @@ class Source(BaseModel):
     end: int
     text: str
     score: float
+    context_start: int | None = None  # the enclosing sentence of the clause start/end
+    context_end: int | None = None
 
 
 class RetrievedChunk(BaseModel):

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from chatbot import prompts
-from chatbot.citations import MARKER as MARKER_RE
-from chatbot.citations import (
-    Passage,
-    Verification,
-    answers_question_type,
-    asks_for_several,
-    names_preserved,
-    protect_for_translation,
-    restore_translation,
-    premise_gaps,
-    verify_citations,
-)
-from chatbot.numbers import extract_quantities, same_value
+from chatbot.answer_cache import AnswerCache
 from chatbot.config import Settings
 from chatbot.corpus import detect_language
 from chatbot.embeddings import Embedders, common_english_words, load_embedders
@@ -29,10 +19,19 @@ from chatbot.errors import ChatbotError, DocumentNotFound, EmptyQuestion, Histor
 from chatbot.gate import GenerationGate
 from chatbot.ingest import text_path
 from chatbot.llm import LLM, load_llm
+from chatbot.markers import MARKER as MARKER_RE
+from chatbot.markers import strip_markers
+from chatbot.numbers import chinese_number, extract_quantities, same_value
+from chatbot.premise import PremiseConflict, premise_conflicts
+from chatbot.query import Query, analyse_question
+from chatbot.question_intent import answers_question_type
 from chatbot.retrieval import DocInfo, HybridRetriever, require_index
 from chatbot.schemas import (
-    Answer, AnswerEvent, Citation, DraftEvent, ErrorEvent, RetrievedChunk, Source, SourcesEvent, StreamEvent, Turn,
+    Answer, AnswerEvent, Citation, DraftEvent, ErrorEvent, Evidence, RetrievedChunk, Source, SourcesEvent,
+    StreamEvent, Turn,
 )
+from chatbot.translation_safety import protect_for_translation, restore_translation, translation_keeps_facts
+from chatbot.verification import Passage, Verification, verify_citations
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +85,8 @@ class ChatService:
         )
         self.similarity = EmbeddingSimilarity(embedders)
         self.common_words = common_english_words()
+        self.cache = AnswerCache(settings.answer_cache_size)
+        self._static_version = _fingerprint(settings, llm)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ChatService:
@@ -103,14 +104,30 @@ class ChatService:
         return cls(settings, embedders=embedders, retriever=retriever, llm=llm, translator=translator,
                    rewriter=rewriter)
 
-    def warmup(self) -> None:
-        """Evaluate the fixed prompt prefixes once, so the first user does not pay for them."""
+    def warmup(self) -> dict[str, str]:
+        """Evaluate the fixed prompt prefixes once, so the first user does not pay for them; a local model
+        loads them from the cache folder when a previous start saved them (settings.prefix_state)."""
+        state_dir = self.settings.cache_dir / "kv" if self.settings.prefix_state else None
+        done: dict[str, str] = {}
+
+        def warm(name: str, llm: LLM, messages: list[dict[str, str]]) -> None:
+            method = getattr(llm, "warm", None)
+            if method is not None:
+                done[name] = method(messages, state_dir)
+            else:
+                list(llm.stream(messages, max_tokens=1))
+                done[name] = "evaluated"
+
         with self.gate.hold():
-            list(self.llm.stream(prompts.answer_messages(["(warm-up)"], "(warm-up)"), max_tokens=1))
+            warm("answer", self.llm, prompts.answer_messages(["(warm-up)"], "(warm-up)"))
             if self.translator is not None and self.translator is not self.llm:
-                list(self.translator.stream(prompts.translate_answer_messages("Hello [1]."), max_tokens=1))
+                if self.settings.query_translation:
+                    warm("translate", self.translator, prompts.translate_question_messages("(warm-up)"))
+                else:
+                    warm("translate", self.translator, prompts.translate_answer_messages("Hello [1]."))
             if self.rewriter is not None and self.rewriter is not self.llm:
-                list(self.rewriter.stream(prompts.rewrite_messages([("user", "Hi")], "(warm-up)"), max_tokens=1))
+                warm("rewrite", self.rewriter, prompts.rewrite_messages([("user", "Hi")], "(warm-up)"))
+        return done
 
     # Documents -----------------------------------------------------------------------------------------------
 
@@ -162,30 +179,36 @@ class ChatService:
             return question
         return text
 
+    def _bridges_languages(self, query: Query, doc_ids: frozenset[str] | None) -> bool:
+        """A Chinese question over documents written in English (or another language) is also searched in
+        English: the multilingual embedder alone places it near the right passage too rarely."""
+        if not self.settings.query_translation or query.language == "en":
+            return False
+        docs = self.retriever.documents
+        scope = docs.values() if doc_ids is None else [docs[d] for d in doc_ids if d in docs]
+        return any((d.language or "en") != query.language for d in scope)
+
+    def translate_question(self, question: str) -> str | None:
+        """The question in English (Chinese for an English one), or None when the model's reply is not one."""
+        llm = self.translator or self.llm
+        text = "".join(llm.stream(prompts.translate_question_messages(question), max_tokens=60)).strip()
+        text = text.splitlines()[0].strip() if text else ""
+        if not text or detect_language(text) == detect_language(question) or len(text) > 4 * len(question) + 40:
+            return None
+        return text
+
     def to_chinese(self, answer: str) -> str | None:
         """The verified English answer in Chinese, or None when the translation changed a number or lost a
-        citation marker (then the verified English answer is shown rather than an unchecked one)."""
+        citation marker or a name (then the verified English answer is shown rather than an unchecked one)."""
         llm = self.translator or self.llm
         protected, slots = protect_for_translation(answer, self.common_words)
         text = "".join(llm.stream(prompts.translate_answer_messages(protected), max_tokens=200)).strip()
         if not text or detect_language(text) != "zh":
             return None
         restored = restore_translation(text, slots)
-        if restored is None:
+        if restored is None or not translation_keeps_facts(answer, restored, self.common_words):
             return None
-        text = restored
-        if sorted(MARKER_RE.findall(text)) != sorted(MARKER_RE.findall(answer)):
-            return None
-        ours = extract_quantities(MARKER_RE.sub("", answer))
-        theirs = extract_quantities(MARKER_RE.sub("", text))
-        for q in ours:  # every number kept, with its "more than"/"less than"
-            if not any(same_value(q.value, t.value) and (q.qualifier not in ("gt", "lt") or t.qualifier == q.qualifier)
-                       for t in theirs):
-                return None
-        # Names must survive: a transliteration guessed by the model is worse than the English name.
-        if not names_preserved(answer, text, self.common_words):
-            return None
-        return text
+        return restored
 
     def ask(self, question: str, *, history: Sequence[Turn | dict] | None = None, id: str | None = None,
             top_k: int | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
@@ -229,6 +252,14 @@ class ChatService:
 
     def _answer(self, question: str, history: list[Turn], id: str | None, top_k: int | None,
                 doc_ids: frozenset[str] | None, t0: float) -> Iterator[StreamEvent]:
+        key = self.cache.key(self._version(), question, history, doc_ids, top_k)
+        hit = self.cache.get(key)
+        if hit is not None:  # a repeated question: the verified answer it got, in milliseconds
+            yield hit.sources
+            took = _ms(t0)
+            yield AnswerEvent(answer=hit.answer.model_copy(update={"id": id, "timings_ms": {"cache": took,
+                                                                                            "total": took}}))
+            return
         timings: dict[str, float] = {}
         standalone = question
         if history:
@@ -237,32 +268,38 @@ class ChatService:
                 standalone = self.standalone_question(question, history)
             timings["rewrite"] = _ms(t_w)
         rewritten = standalone != question
-        language = detect_language(question)
+        query = analyse_question(standalone)  # analysed once; every stage below receives it
+        language = query.language
+        translation = None
+        if self._bridges_languages(query, doc_ids):
+            t_q = time.perf_counter()
+            with self.gate.hold():
+                translation = self.translate_question(query.text)
+            timings["translate_question"] = _ms(t_q)
         t_r = time.perf_counter()
-        # Questions asking for several things (lists, two-part questions) get more evidence sentences.
-        many = asks_for_several(standalone)
-        retrieved = self.retriever.retrieve(
-            standalone, top_k=top_k, doc_ids=doc_ids,
-            evidence_sentences=self.settings.evidence_sentences_many if many else None,
-        )
+        retrieved = self.retriever.retrieve(query, top_k=top_k, doc_ids=doc_ids, translation=translation)
         timings["retrieve"] = _ms(t_r)
-        passages = [Passage(i, e.doc_id, e.start, e.end, e.text, e.score)
-                    for i, e in enumerate(retrieved.evidence, 1)]
-        yield SourcesEvent(
+        passages = [_passage(i, e) for i, e in enumerate(retrieved.evidence, 1)]
+        sources = SourcesEvent(
             question=standalone, rewritten=rewritten, language=language, relevant=retrieved.relevant,
             sources=[self._source(p) for p in passages] if retrieved.relevant else [],
             chunks=[RetrievedChunk(doc_id=sc.chunk.doc_id, start=sc.chunk.start, end=sc.chunk.end,
                                    score=round(sc.score, 5)) for sc in retrieved.chunks],
         )
+        yield sources
         shown = standalone if rewritten else None
         if not retrieved.relevant:
             timings["total"] = _ms(t0)
-            yield AnswerEvent(answer=self._refusal(id, question, language, timings, shown))
+            answer = self._refusal(id, question, language, timings, shown)
+            self.cache.put(key, sources, answer)
+            yield AnswerEvent(answer=answer)
             return
 
-        texts = [p.text for p in passages]
-        gaps = premise_gaps(standalone, texts)
-        messages = prompts.answer_messages(texts, standalone, gaps)
+        conflicts = premise_conflicts(query, passages, self.similarity)
+        messages = prompts.answer_messages([p.shown for p in passages], standalone,
+                                           [(c.asked, c.stated) for c in conflicts])
+        if language == "zh" and self.settings.chinese_answers == "translate":
+            messages[-1]["content"] += "\n(Answer in English.)"
         with self.gate.hold():
             t_g = time.perf_counter()
             pieces: list[str] = []
@@ -274,26 +311,17 @@ class ChatService:
             timings["generate"] = _ms(t_g)
 
             t_v = time.perf_counter()
-            check = verify_citations(
-                "".join(pieces), passages, standalone, self.similarity,
-                min_lexical=self.settings.min_lexical_support, min_similarity=self.settings.min_semantic_support,
-                min_similarity_cross=self.settings.min_semantic_support_cross,
-            )
+            check = self._verify("".join(pieces), passages, query)
+            # A question whose number the documents state differently about the same thing gets that number:
+            # an answer that does not state it has not corrected the premise.
+            if conflicts and (check.refused or not _states_any(check.answer, conflicts)):
+                check = self._premise_correction(language, conflicts, passages, check)
             timings["verify"] = _ms(t_v)
-            if not check.refused and not answers_question_type(standalone, check.answer):
-                # Verified but beside the point: a number was asked for and none was given.
-                check.refused = True
-                check.unsupported = [*check.unsupported, check.answer]
-            # A question built on a number no source states needs that number corrected: an answer that does
-            # not state any number has not done so.
-            if gaps and (check.refused or not extract_quantities(MARKER_RE.sub("", check.answer))):
-                correction = self._premise_correction(language, gaps, passages)
-                if correction is not None:
-                    check = correction
             if check.refused:
                 timings["total"] = _ms(t0)
                 answer = self._refusal(id, question, language, timings, shown)
                 answer.unsupported = check.unsupported
+                self.cache.put(key, sources, answer)
                 yield AnswerEvent(answer=answer)
                 return
             text = check.answer
@@ -302,41 +330,85 @@ class ChatService:
                 text = self.to_chinese(check.answer) or check.answer
                 timings["translate_answer"] = _ms(t_t)
         timings["total"] = _ms(t0)
-        yield AnswerEvent(answer=Answer(
+        answer = Answer(
             id=id, question=question, answer=text, refused=False, language=language,
             citations=[self._citation(p) for p in check.passages],
             unsupported=check.unsupported, standalone_question=shown, timings_ms=timings,
-        ))
+        )
+        self.cache.put(key, sources, answer)
+        yield AnswerEvent(answer=answer)
+
+    def _verify(self, draft: str, passages: list[Passage], query: Query) -> Verification:
+        """The draft's verified sentences; beside the point (a number was asked for and none was given) counts
+        as unsupported."""
+        s = self.settings
+        check = verify_citations(draft, passages, query, self.similarity, min_lexical=s.min_lexical_support,
+                                 min_similarity=s.min_semantic_support,
+                                 min_similarity_cross=s.min_semantic_support_cross)
+        if not check.refused and not answers_question_type(query, check.answer):
+            check.refused = True
+            check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
+        return check
+
+    def _version(self) -> str:
+        """What a cached answer depends on besides the question: settings, model, prompts, and the index."""
+        r = self.retriever
+        return f"{self._static_version}|{getattr(r, 'generation', '')}|{getattr(r, 'built_at', '')}"
 
     @staticmethod
-    def _premise_correction(language: str, gaps: list[str], passages: list[Passage]) -> Verification | None:
-        """The question states a number no source has, and the model gave no verified answer: quote the
-        best-ranked evidence sentence that does state a number, so the user sees the documents' fact."""
-        with_numbers = [p for p in passages if extract_quantities(p.text)]
-        if not with_numbers:
-            return None
-        best = max(with_numbers, key=lambda p: p.score)
-        text = prompts.premise_correction(language, gaps, best.text)
-        return Verification(answer=text, passages=[Passage(1, best.doc_id, best.start, best.end, best.text,
-                                                           best.score)])
+    def _premise_correction(language: str, conflicts: list[PremiseConflict], passages: list[Passage],
+                            check: Verification) -> Verification:
+        """The model did not correct the question's number: quote the passage that states the documents' number
+        about the same thing. What the model wrote and verification removed stays listed as unsupported."""
+        conflict = conflicts[0]
+        p = next(p for p in passages if p.n == conflict.passage)
+        stated = conflict.stated
+        if language == "zh" and re.search(r"[A-Za-z]", stated):
+            values = extract_quantities(stated)
+            stated = chinese_number(values[0]) if values else stated
+        text = prompts.premise_correction(language, conflict.asked, stated, p.text)
+        cited = Passage(1, p.doc_id, p.start, p.end, p.text, p.score, p.context_start, p.context_end, p.context_text)
+        return Verification(answer=text, passages=[cited], unsupported=check.unsupported)
 
     def _citation(self, p: Passage) -> Citation:
         doc = self.retriever.documents.get(p.doc_id)
         return Citation(n=p.n, doc_id=p.doc_id, source=doc.source if doc else "", title=doc.title if doc else "",
                         outlet=doc.outlet if doc else "", date=doc.date if doc else "",
-                        start=p.start, end=p.end, text=p.text, score=round(p.score, 4))
+                        start=p.start, end=p.end, text=p.text, score=round(p.score, 4),
+                        context_start=p.context_start, context_end=p.context_end)
 
     def _source(self, p: Passage) -> Source:
         doc = self.retriever.documents.get(p.doc_id)
         return Source(n=p.n, doc_id=p.doc_id, title=doc.title if doc else "", source=doc.source if doc else "",
                       outlet=doc.outlet if doc else "", date=doc.date if doc else "",
-                      start=p.start, end=p.end, text=p.text, score=round(p.score, 4))
+                      start=p.start, end=p.end, text=p.text, score=round(p.score, 4),
+                      context_start=p.context_start, context_end=p.context_end)
 
     @staticmethod
     def _refusal(id: str | None, question: str, language: str, timings: dict[str, float],
                  standalone: str | None = None) -> Answer:
         return Answer(id=id, question=question, answer=prompts.REFUSAL.get(language, prompts.REFUSAL["en"]),
                       refused=True, language=language, standalone_question=standalone, timings_ms=timings)
+
+
+def _passage(n: int, e: Evidence) -> Passage:
+    return Passage(n, e.doc_id, e.start, e.end, e.text, e.score, e.context_start, e.context_end, e.context_text,
+                   e.prompt_text, e.head_start, e.head_end, e.head_text)
+
+
+def _states_any(answer: str, conflicts: list[PremiseConflict]) -> bool:
+    """Does the answer state a number the documents give for what the question got wrong?"""
+    stated = [q.value for c in conflicts for q in extract_quantities(c.stated)]
+    return any(same_value(q.value, v) for q in extract_quantities(strip_markers(answer)) for v in stated)
+
+
+def _fingerprint(settings: Settings, llm: LLM) -> str:
+    """Settings, model and prompt files: a cached answer is only valid while all three are unchanged."""
+    h = hashlib.sha256(settings.model_dump_json().encode())
+    h.update(getattr(llm, "name", type(llm).__name__).encode())
+    for path in sorted(prompts.PROMPT_DIR.iterdir()):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _ms(since: float) -> float:

@@ -1,19 +1,27 @@
+"""The answer checks: markers, verification, refusal detection, question intent, false premises, translation safety,
+clauses. Fixtures are written for these tests (a water board, a rowing club), not taken from the corpus."""
+
 import numpy as np
 
-from chatbot.citations import (
-    Passage,
-    answers_question_type,
-    check_facts,
-    is_refusal,
-    parse_answer,
-    premise_gaps,
-    verify_citations,
+from chatbot.clauses import sentence_head, split_clauses
+from chatbot.markers import attach, parse_answer
+from chatbot.premise import premise_conflicts
+from chatbot.query import analyse_question
+from chatbot.question_intent import answers_question_type, asks_for_several, expected_answer_type
+from chatbot.refusal_detection import is_refusal
+from chatbot.translation_safety import (
+    names_preserved,
+    protect_for_translation,
+    restore_translation,
+    translation_keeps_facts,
 )
+from chatbot.verification import Passage, check_facts, verify_citations
 from tests.fakes import FakeEmbedder
 
 P1 = Passage(1, "d", 0, 80, "China Taiping Insurance is building 1.05 million high-quality insurance data instructions.")
 P2 = Passage(2, "d", 81, 160, "Shanghai Electric is establishing a high-quality computing power supply.")
 P3 = Passage(3, "d", 161, 260, "Representatives from 11 municipal state-owned enterprises jointly launched the initiative.")
+P4 = Passage(4, "d", 261, 380, "It built a factory matrix composed of 49 companies and eight industry internet platforms.")
 
 
 class FakeSimilarity:
@@ -24,8 +32,11 @@ class FakeSimilarity:
         return self.e.embed_documents(claims) @ self.e.embed_documents(passages).T
 
 
-def verify(answer, question="q", passages=(P1, P2, P3)):
+def verify(answer, question="q", passages=(P1, P2, P3, P4)):
     return verify_citations(answer, list(passages), question, FakeSimilarity())
+
+
+# Markers -----------------------------------------------------------------------------------------------------
 
 
 def test_markers_are_parsed_per_sentence():
@@ -34,6 +45,15 @@ def test_markers_are_parsed_per_sentence():
     assert parsed[0].text == "Eleven enterprises launched it."
     assert parse_answer("它由11家企业发起[3]。")[0].markers == [3]
     assert parse_answer("Both [1, 2].")[0].markers == [1, 2]
+
+
+def test_a_chinese_sentence_ends_with_chinese_punctuation_after_its_marker():
+    assert attach("共有11家企业发起了倡议.", "[1]") == "共有11家企业发起了倡议[1]。"
+    assert attach("漏损检测项目由Lin Mei负责", "[2]") == "漏损检测项目由Lin Mei负责[2]。"
+    assert attach("Eleven enterprises launched it.", "[1]") == "Eleven enterprises launched it [1]."
+
+
+# Verification ------------------------------------------------------------------------------------------------
 
 
 def test_supported_sentence_keeps_its_citation_and_markers_are_renumbered():
@@ -67,13 +87,41 @@ def test_number_and_name_mismatches_are_detected():
     assert "name" in check_facts("Ping An Insurance built 1.05 million instructions.", [P1.text], "q")
 
 
+def test_a_number_that_counts_something_else_in_the_passage_does_not_support_the_claim():
+    why = check_facts("China Taiping employs 49 people.", [P4.text], "How many people does China Taiping employ?")
+    assert "describes something else" in why
+    assert check_facts("The factory matrix has 49 companies.", [P4.text], "q") == ""
+    assert check_facts("Eleven SOEs launched it.", [P3.text], "q") == ""  # an acronym of the passage's words
+    v = verify("China Taiping employs 49 people [4].", "How many people does China Taiping employ?")
+    assert v.refused
+
+
 def test_a_false_premise_number_may_be_named_when_negated():
     q = "Why did 20 municipal SOEs launch the initiative?"
-    assert premise_gaps(q, [P3.text]) == ["20"]
     v = verify("It was 11 municipal state-owned enterprises, not 20, that jointly launched the initiative [3].", q)
     assert not v.refused
     v = verify("20 municipal state-owned enterprises jointly launched the initiative [3].", q)
     assert v.refused
+
+
+def test_a_clause_is_cited_and_widened_to_its_subject_only_when_the_claim_needs_the_subject():
+    sentence = ("The Harbor City Water Board opened the Eastbank plant in 2021, "
+                "with a capacity of 400,000 cubic metres a day.")
+    clause_start = sentence.index("with a capacity")
+    clause = Passage(1, "d", 100 + clause_start, 100 + len(sentence) - 1, sentence[clause_start:-1],
+                     context_start=100, context_end=100 + len(sentence), context_text=sentence,
+                     prompt_text="The Harbor City Water Board … " + sentence[clause_start:-1],
+                     head_start=100, head_end=100 + len("The Harbor City Water Board"),
+                     head_text="The Harbor City Water Board")
+    v = verify("The plant has a capacity of 400,000 cubic metres a day [1].", passages=[clause])
+    assert not v.refused and v.passages[0].start == clause.start and v.passages[0].text.startswith("with a capacity")
+    v = verify("The Harbor City Water Board's plant has a capacity of 400,000 cubic metres a day [1].",
+               passages=[clause])
+    assert not v.refused and v.passages[0].start == 100
+    assert v.passages[0].text == sentence[: -1] and v.passages[0].context_start == 100
+
+
+# Refusal detection and question intent -----------------------------------------------------------------------
 
 
 def test_refusals_and_answer_types_are_recognised():
@@ -84,9 +132,37 @@ def test_refusals_and_answer_types_are_recognised():
     assert answers_question_type("Who launched it?", "He Qing launched it [1].")
 
 
-def test_similarity_matrix_shape_is_claims_by_passages():
-    sims = FakeSimilarity()(["a b", "c"], ["a", "b", "c"])
-    assert isinstance(sims, np.ndarray) and sims.shape == (2, 3)
+def test_question_intent_is_read_from_general_question_forms():
+    assert expected_answer_type("How many districts joined?") == "quantity"
+    assert expected_answer_type("When did the plant open?") == "date"
+    assert expected_answer_type("东岸水厂是哪一年建成的？") == "date"
+    assert expected_answer_type("Who leads the programme?") == "person"
+    assert expected_answer_type("Is the bridge longer than 600 metres?") == "yesno"
+    assert expected_answer_type("大桥的长度超过600米吗？") == "yesno"
+    assert expected_answer_type("Which is older, the rowing club or the university?") == "choice"
+    assert expected_answer_type("Which bank financed the plant?") == "name"
+    assert asks_for_several("Which three districts joined?") and asks_for_several("哪些企业参与了？")
+    assert not asks_for_several("Who leads the programme?")
+
+
+def test_a_choice_question_is_answered_by_naming_an_option():
+    q = analyse_question("Which is older, the rowing club or the university?")
+    assert q.options == ("rowing club", "university")
+    assert answers_question_type(q, "The rowing club is older [1].")
+    assert not answers_question_type(q, "The museum opened in 1951 [1].")
+
+
+def test_a_yes_no_answer_may_use_the_questions_own_words():
+    q = "Did China Taiping increase overall labor productivity?"
+    p = Passage(1, "d", 0, 90, "China Taiping increased overall labor productivity by more than 30%.")
+    v = verify_citations("Yes, China Taiping increased overall labor productivity [1].", [p], q, FakeSimilarity())
+    assert not v.refused
+
+
+def test_which_company_questions_need_a_name_the_question_did_not_give():
+    q = "Which chip supplier provides the hardware for Shanghai Electric's computing power bases?"
+    assert not answers_question_type(q, "Shanghai Electric is establishing a computing power supply [1].")
+    assert answers_question_type(q, "Shanghai Electric buys its chips from Huawei [1].")
 
 
 def test_a_sentence_that_only_restates_the_question_is_not_an_answer():
@@ -101,22 +177,52 @@ def test_a_bare_fact_answer_is_supported_by_the_passage_that_states_it():
     assert not v.refused and v.answer == "11 [1]."
 
 
-def test_translated_names_must_spell_the_english_name():
-    from chatbot.citations import names_preserved
+def test_similarity_matrix_shape_is_claims_by_passages():
+    sims = FakeSimilarity()(["a b", "c"], ["a", "b", "c"])
+    assert isinstance(sims, np.ndarray) and sims.shape == (2, 3)
 
-    common = frozenset({"china", "insurance", "securities", "he", "qing", "cheng", "peng", "shanghai", "electric"})
+
+# False premises ----------------------------------------------------------------------------------------------
+
+
+def _passages(*texts):
+    return [Passage(i, "d", 0, len(t), t) for i, t in enumerate(texts, 1)]
+
+
+def test_a_premise_is_corrected_only_when_both_numbers_count_the_same_thing():
+    ps = _passages("Representatives from 11 municipal state-owned enterprises jointly launched the initiative.",
+                   "It created eight industry internet platforms in 2023.")
+    conflicts = premise_conflicts(analyse_question("Why did 20 municipal state-owned enterprises launch it?"), ps)
+    assert [(c.asked, c.stated, c.passage) for c in conflicts] == [("20", "11", 1)]
+    assert premise_conflicts(analyse_question("What was the group's profit in 2022?"), ps) == []
+    assert premise_conflicts(analyse_question("Which two goals did the director name?"), ps) == []
+    # A number the passage states about the same thing is no premise at all.
+    assert premise_conflicts(analyse_question("Why were eight internet platforms created?"), ps) == []
+
+
+def test_a_number_stated_about_something_else_is_still_a_false_premise():
+    ps = _passages("Representatives from 11 municipal state-owned enterprises jointly launched the initiative.",
+                   "It built a factory matrix composed of 49 companies.")
+    conflicts = premise_conflicts(analyse_question("Why did 49 municipal state-owned enterprises launch it?"), ps)
+    assert [(c.asked, c.stated) for c in conflicts] == [("49", "11")]
+
+
+# Translation safety ------------------------------------------------------------------------------------------
+
+
+def test_translated_names_must_spell_the_english_name():
+    common = frozenset({"china", "insurance", "securities", "he", "qing", "lin", "mei", "shanghai", "electric"})
     en = "Guotai Junan Securities promotes the All in AI strategy [1]."
     assert names_preserved(en, "国泰君安证券推进All in AI战略[1]。", common)
     assert not names_preserved(en, "国投中粮证券推进All in AI战略[1]。", common)
+    # A two-syllable personal name whose first syllable is also an English pronoun ("He", "It").
     assert names_preserved("He Qing launched it [1].", "贺青发布了该倡议[1]。", common)
     assert not names_preserved("He Qing launched it [1].", "他青发布了该倡议[1]。", common)
+    assert names_preserved("Lin Mei leads it [1].", "林梅负责该项目[1]。", common)
     assert names_preserved("China Taiping Insurance built it [1].", "中国太平保险构建了它[1]。", common)
-    assert names_preserved("Shanghai Electric builds it [1].", "上海电气正在建设[1]。", common)
 
 
 def test_translation_placeholders_protect_names_numbers_and_quotes():
-    from chatbot.citations import protect_for_translation, restore_translation
-
     common = frozenset({"china", "insurance", "securities", "strategy", "the", "has", "built"})
     text, slots = protect_for_translation("Guotai Junan Securities promotes the “All in AI” strategy [1].", common)
     assert "Guotai" not in text and "All in AI" not in text and "[1]" in text
@@ -129,7 +235,46 @@ def test_translation_placeholders_protect_names_numbers_and_quotes():
     assert restore_translation(f"{keys[0]}构建了指令[1]。", slots) is None  # a lost placeholder
 
 
-def test_which_company_questions_need_a_name_the_question_did_not_give():
-    q = "Which chip supplier provides the hardware for Shanghai Electric's computing power bases?"
-    assert not answers_question_type(q, "Shanghai Electric is establishing a computing power supply [1].")
-    assert answers_question_type(q, "Shanghai Electric buys its chips from Huawei [1].")
+def test_a_translation_that_drops_a_more_than_or_a_marker_is_rejected():
+    common = frozenset({"labor", "productivity"})
+    en = "Labor productivity rose by more than 30% [1]."
+    assert translation_keeps_facts(en, "劳动生产率提高了30%以上[1]。", common)
+    assert not translation_keeps_facts(en, "劳动生产率提高了30%[1]。", common)
+    assert not translation_keeps_facts(en, "劳动生产率提高了30%以上。", common)
+
+
+# Clauses -----------------------------------------------------------------------------------------------------
+
+
+def test_a_long_sentence_splits_into_clauses_and_list_items_stay_together():
+    s = ("The Water Board is upgrading its network in three districts, replacing 40 kilometres of old pipes, "
+         "installing 12,000 smart meters in homes, shops, and schools, and cutting water losses by more than 12%.")
+    clauses = [s[c.start : c.end] for c in split_clauses(s)]
+    assert clauses == [
+        "The Water Board is upgrading its network in three districts",
+        "replacing 40 kilometres of old pipes",
+        "installing 12,000 smart meters in homes, shops, and schools",
+        "and cutting water losses by more than 12%.",
+    ]
+    assert [c.start for c in split_clauses(s, 100)][0] == 100
+
+
+def test_commas_inside_quotes_do_not_split_and_chinese_splits_at_its_own_commas():
+    s = "The plan vows to “clean the river, plant trees, and open parks”, and the city will fund it with 3 million dollars."
+    assert len(split_clauses(s)) == 2
+    zh = "东岸水厂于2021年建成投产，每天的处理能力为40万立方米，由总工程师林梅负责运营。"
+    assert [zh[c.start : c.end] for c in split_clauses(zh)] == [
+        "东岸水厂于2021年建成投产", "每天的处理能力为40万立方米", "由总工程师林梅负责运营。"]
+
+
+def test_the_head_is_the_subject_after_any_leading_phrase():
+    def head(s):
+        h = sentence_head(s)
+        return s[h[0] : h[1]] if h else None
+
+    assert head("The Airport Group is building an intelligent hub, covering three business lines.") == \
+        "The Airport Group"
+    assert head("In recent years, the Water Board has replaced its pipes, cutting losses.") == "the Water Board"
+    assert head("At the forum, Lin Mei, the chief engineer, said that losses fell.") == "Lin Mei"
+    assert head("Acme Robotics uses sensors from two suppliers, and builds 40 robots a day.") == "Acme Robotics"
+    assert head("东岸水厂于2021年建成投产，每天的处理能力为40万立方米。") == "东岸水厂"

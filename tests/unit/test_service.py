@@ -214,3 +214,94 @@ def test_closing_a_stream_midway_frees_the_model(service_factory):
     assert service.gate.active == 1
     stream.close()  # what an adapter does when its client goes away
     assert service.gate.active == 0
+
+
+# The answer path: clauses, premises, Chinese answers, the cache -------------------------------------------------
+
+
+def _numbered(service, question, needle):
+    evidence = service.retriever.retrieve(question).evidence
+    return next(i for i, e in enumerate(evidence, 1) if needle in e.text), evidence
+
+
+def test_the_citation_is_the_clause_inside_its_sentence(service_factory):
+    service, llm, doc = service_factory()
+    question = "How many digital labor positions did China Taiping construct?"
+    n, _ = _numbered(service, question, "11 Taiping digital labor positions")
+    llm.replies.append(f"China Taiping constructed 11 Taiping digital labor positions [{n}].")
+    a = service.ask(question)
+    assert not a.refused, a
+    cited = [c for c in a.citations if "11 Taiping digital labor positions" in c.text]
+    assert cited and len(cited[0].text) < 120  # the clause, not the 700-character sentence
+    c = cited[0]
+    assert doc[c.start : c.end] == c.text
+    assert c.context_start <= c.start < c.end <= c.context_end and c.context_end - c.context_start > 400
+    # The prompt shows the clause with its sentence's subject, so the model knows whose positions they are.
+    assert "China Taiping Insurance … constructing 11 Taiping digital labor positions" in llm.prompts[0][-1]["content"]
+
+
+def test_a_false_premise_is_corrected_with_the_clause_that_states_the_number(service_factory):
+    service, llm, doc = service_factory("20 municipal state-owned enterprises launched it [1].")
+    a = service.ask("Why did 20 municipal state-owned enterprises launch the initiative?")
+    assert not a.refused and "11" in a.answer and "20" in a.answer, a.answer
+    assert "11 municipal state-owned enterprises" in a.citations[0].text and len(a.citations[0].text) < 200
+    assert a.unsupported == ["20 municipal state-owned enterprises launched it."]  # kept, not dropped
+    assert "say 11, not 20" in llm.prompts[0][-1]["content"]  # the model was told, too
+
+
+def test_a_question_with_a_number_the_documents_do_not_discuss_is_refused_not_quoted(service_factory):
+    service, llm, _ = service_factory("The documents do not say.")
+    a = service.ask("What was Shanghai Electric's profit in 2023?")
+    assert a.refused and a.citations == [] and "don't contain" in a.answer
+    assert llm.prompts and "Note:" not in llm.prompts[0][-1]["content"]
+
+
+def test_a_number_about_something_else_is_not_an_answer(service_factory):
+    service, llm, _ = service_factory()
+    question = "How many people does China Taiping employ?"
+    evidence = service.retriever.retrieve(question).evidence
+    n = next((i for i, e in enumerate(evidence, 1) if "49 companies" in e.text), 1)
+    llm.replies.append(f"China Taiping employs 49 people [{n}].")
+    assert service.ask(question).refused
+
+
+def test_a_chinese_question_is_searched_in_english_and_answered_in_chinese(service_factory):
+    service, llm, _ = service_factory()
+    english = "How many digital labor positions did China Taiping construct?"
+    service.translator = ScriptedLLM(english, english)
+    searched = []
+    retrieve = service.retriever.retrieve
+
+    def spy(question, **kwargs):  # the fake embedders cannot match Chinese to English: search the translation
+        searched.append(kwargs.get("translation"))
+        return retrieve(kwargs.pop("translation") or question, **kwargs)
+
+    service.retriever.retrieve = spy
+    question = "中国太平构建了多少个数字员工岗位？"
+    events = list(service.ask_stream(question))
+    assert searched == [english] and "中国太平" in service.translator.prompts[0][-1]["content"]
+    n = next(s.n for s in events[0].sources if "11 Taiping digital labor positions" in s.text)
+    service.cache.clear()
+    llm.replies.append(f"中国太平构建了11个数字员工岗位[{n}].")
+    a = service.ask(question)
+    assert a.language == "zh" and not a.refused, a
+    assert a.answer == "中国太平构建了11个数字员工岗位[1]。"  # Chinese punctuation after the marker
+
+
+def test_a_repeated_question_is_answered_from_the_cache_as_a_stream(service_factory):
+    service, llm, _ = service_factory()
+    question = "How many municipal state-owned enterprises jointly launched the initiative?"
+    n, _ = _numbered(service, question, "11 municipal")
+    llm.replies.append(f"11 municipal state-owned enterprises jointly launched it [{n}].")
+    first = service.ask(question, id="a")
+    events = list(service.ask_stream("how many municipal state-owned enterprises jointly launched the initiative",
+                                     id="b"))
+    assert [e.type for e in events] == ["sources", "answer"] and events[0].sources
+    again = events[-1].answer
+    assert again.answer == first.answer and again.citations == first.citations and again.id == "b"
+    assert "cache" in again.timings_ms and again.timings_ms["total"] < 50
+    assert len(llm.prompts) == 1  # the model was asked once
+    # A different conversation before it is a different question.
+    service.rewriter = ScriptedLLM("How many municipal state-owned enterprises jointly launched the initiative?")
+    list(service.ask_stream(question, history=[{"role": "user", "content": "Who launched it?"}]))
+    assert len(llm.prompts) == 2

@@ -1,0 +1,102 @@
+"""False premises: a number the question assumes that the documents state differently about the same thing
+("Why did 20 enterprises launch it?" where the documents say 11 enterprises). A number the documents do not
+state about anything the question asks ("profit in 2023", "which two goals") is not a premise to correct."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chatbot.corpus import detect_language
+from chatbot.keyword import tokenize
+from chatbot.numbers import Quantity, extract_quantities, same_value
+from chatbot.query import Query
+from chatbot.verification import Passage, Similarity, number_context_supported
+
+MIN_OVERLAP = 0.5  # share of the words around the question's number found around the documents' number
+MIN_SIMILARITY_CROSS = 0.35  # a Chinese question and an English passage: multilingual cosine instead
+_UNITS_AFTER = re.compile(r"^\s*(percent|per cent|%)", re.I)
+_NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
+
+
+@dataclass(frozen=True)
+class PremiseConflict:
+    asked: str  # the question's number as written ("20")
+    stated: str  # the documents' number about the same thing, as written ("11")
+    passage: int  # the passage (n) that states it
+
+
+def premise_gaps(question: str, passages: Sequence[str]) -> list[str]:
+    """Numbers the question states that no passage contains (by value)."""
+    values = [q.value for q in extract_quantities(" ".join(passages))]
+    return [question[q.start : q.end] for q in extract_quantities(question)
+            if not any(same_value(q.value, v) for v in values)]
+
+
+def _kind(text: str, q: Quantity) -> str:
+    surface = text[q.start : q.end]
+    if q.percent or _UNITS_AFTER.match(text[q.end :]):
+        return "percent"
+    if re.fullmatch(r"(19|20)\d\d", surface.strip()):
+        return "year"
+    return "amount"
+
+
+def _around(text: str, q: Quantity, before: int = 4, after: int = 3) -> tuple[set[str], list[str]]:
+    """Content words just before and after a number (what it counts, whose it is); the words after, in order."""
+    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-before:]
+    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:after]
+    return set(left) | set(right), right
+
+
+def _numeric(token: str) -> bool:
+    return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
+
+
+def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Similarity | None = None
+                      ) -> list[PremiseConflict]:
+    """Each question number that no passage states about the same thing, paired with the number a passage
+    does state about it (the words around both numbers meet; across languages, the passage is close to the
+    question in the multilingual space)."""
+    out: list[PremiseConflict] = []
+    cross_sims: dict[int, float] | None = None
+    for q in query.quantities:
+        kind = _kind(query.text, q)
+        if any(same_value(q.value, p.value) and number_context_supported(query.text, q, ps.shown)
+               for ps in passages for p in extract_quantities(ps.shown)):
+            continue  # the documents state this number about this thing: no false premise
+        near, after = _around(query.text, q)
+        best: tuple[float, str, int] | None = None
+        for ps in passages:
+            text = ps.shown
+            same_language = detect_language(text) == query.language
+            for p in extract_quantities(text):
+                if same_value(p.value, q.value) or _kind(text, p) != kind:
+                    continue
+                if same_language:
+                    if not near:
+                        continue
+                    window = set(tokenize(text[max(0, p.start - 120) : p.end + 80]))
+                    counted = [t for t in tokenize(text[p.end :]) if not _numeric(t)][:3]
+                    if after and after[0] not in counted:
+                        continue  # what the question counts ("50 billion yuan") must be what the passage counts
+                    strength = len(near & window) / len(near)
+                    if strength < MIN_OVERLAP:
+                        continue
+                else:
+                    if similarity is None:
+                        continue
+                    if cross_sims is None:
+                        sims = similarity([query.text], [x.shown for x in passages])
+                        cross_sims = {x.n: float(sims[0, j]) for j, x in enumerate(passages)}
+                    strength = cross_sims[ps.n]
+                    if strength < MIN_SIMILARITY_CROSS:
+                        continue
+                strength -= 0.05 * abs(math.log10(max(abs(q.value), 1e-9)) - math.log10(max(abs(p.value), 1e-9)))
+                if best is None or strength > best[0]:
+                    best = (strength, text[p.start : p.end], ps.n)
+        if best is not None:
+            out.append(PremiseConflict(asked=query.text[q.start : q.end], stated=best[1], passage=best[2]))
+    return out

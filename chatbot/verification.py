@@ -1,0 +1,335 @@
+"""Verification: check each answer sentence against the passages it cites, re-attribute a sentence cited to the
+wrong passage, drop sentences no passage supports, and cite the clause that supports each kept sentence.
+
+A sentence is supported by a passage when
+  1. facts: every number (normalised: "1.05 million" = "105万") and every capitalised name in the sentence
+     occurs in the passage, and what a number counts in the sentence is what it counts in the passage ("49
+     people" is not supported by "composed of 49 companies"); numbers/names the question supplied may be
+     named when the sentence negates them ("11, not 20, enterprises"); and
+  2. meaning: enough of its content words occur in the passage (lexical coverage), or its embedding is close
+     to the passage's (cosine, multilingual, so a Chinese sentence can be checked against an English passage).
+A passage is what the model was shown: a clause, prefixed with its sentence's subject where the clause lacks
+one. The citation is the clause; it widens to take in the subject only when the sentence needs the subject's
+name or number, and becomes two citations (subject, clause) when they lie far apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from chatbot.corpus import detect_language
+from chatbot.keyword import tokenize
+from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer
+from chatbot.names import names_in
+from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
+from chatbot.query import Query, as_query
+from chatbot.refusal_detection import is_refusal
+
+NEGATION = re.compile(r"\b(not|rather than|instead of|no|never|but)\b|不是|而非|并非|而不是|并不|不|没有|并未", re.I)
+MAX_CONTIGUOUS_CITATION = 300  # a subject and its clause further apart than this are cited as two spans
+
+
+@dataclass
+class Passage:
+    n: int
+    doc_id: str
+    start: int  # the cited span (a clause, or a whole sentence)
+    end: int
+    text: str  # the document's text from start to end
+    score: float = 0.0
+    context_start: int | None = None  # the enclosing sentence
+    context_end: int | None = None
+    context_text: str = ""  # the document's text from context_start to context_end
+    prompt_text: str = ""  # what the model was shown (the clause with its sentence's subject); text if empty
+    head_start: int | None = None  # the subject prefixed in prompt_text, if any
+    head_end: int | None = None
+    head_text: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.prompt_text or self.text
+
+
+@dataclass
+class VerifiedSentence:
+    text: str
+    cited: list[int]  # original passage numbers finally attributed (empty: unsupported)
+    original: list[int]
+    supported: bool
+    reattributed: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Verification:
+    answer: str
+    passages: list[Passage]  # the cited spans, renumbered 1..m in order of first citation
+    sentences: list[VerifiedSentence] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    refused: bool = False
+
+
+class Similarity(Protocol):
+    def __call__(self, claims: list[str], passages: list[str]) -> np.ndarray: ...
+
+
+def _latin(text: str) -> bool:
+    return detect_language(text) == "en"
+
+
+_NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
+
+
+def _words_near(text: str, q: Quantity, before: int, after: int) -> set[str]:
+    """Stemmed content words within `before` words before and `after` words after a number in text."""
+    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-before:] if before else []
+    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:after] if after else []
+    return set(left) | set(right)
+
+
+def _numeric(token: str) -> bool:
+    return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
+
+
+def _acronym_matches(word: str, text: str) -> bool:
+    """'SOEs' for 'state-owned enterprises': an acronym's letters are the initials of consecutive words."""
+    letters = word.rstrip("s") if word.isupper() or word[:-1].isupper() else ""
+    if len(letters) < 2:
+        return False
+    initials = "".join(w[0] for w in re.findall(r"[A-Za-z]+", text)).upper()
+    return letters.upper() in initials
+
+
+def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
+    """Does the number in the claim describe the same thing as that number in the passage? The words around
+    the claim's number (what is counted, whose it is) must meet the words around it in the passage."""
+    if not (_latin(claim) and _latin(passage)):
+        return True  # across languages only the value is compared (the meaning check covers the rest)
+    near = _words_near(claim, q, 4, 3)
+    if not near:
+        return True  # a bare "49." or "more than 30%"
+    for p in extract_quantities(passage):
+        if not same_value(p.value, q.value):
+            continue
+        window = passage[max(0, p.start - 120) : p.end + 80]
+        words = set(tokenize(window))
+        if near & words:
+            return True
+        raw_after = re.findall(r"[A-Za-z]+", claim[q.end :])[:2]
+        if any(_acronym_matches(w, window) for w in raw_after):
+            return True
+    return False
+
+
+def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
+    """'' when every number and name in the claim is in the passages, each number describing the same thing;
+    otherwise what is wrong."""
+    query = as_query(question)
+    joined = " ".join(passages)
+    negated = bool(NEGATION.search(claim))
+    q_values = [q.value for q in query.quantities]
+    p_values = [q.value for q in extract_quantities(joined)]
+    for q in extract_quantities(claim):
+        if any(same_value(q.value, v) for v in p_values):
+            if not any(number_context_supported(claim, q, p) for p in passages):
+                return f"number {claim[q.start:q.end]!r} describes something else in the cited passage"
+            continue
+        if negated and any(same_value(q.value, v) for v in q_values):
+            continue
+        return f"number {claim[q.start:q.end]!r} is not in the cited passage"
+    low = joined.lower()
+    asked = query.text.lower()
+    for name in names_in(claim):
+        # A name the question itself uses is the user's wording, not a new claim.
+        word = re.compile(r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?![a-z0-9])")
+        if word.search(low) or word.search(asked) or _acronym_matches(name, joined):
+            continue
+        return f"name {name!r} is not in the cited passage"
+    return ""
+
+
+def content_words(text: str) -> set[str]:
+    """Latin content words of a sentence (stemmed), without numbers and Chinese."""
+    words = {t for t in tokenize(text) if not t.replace(".", "").replace(",", "").isdigit()}
+    return {w for w in words if not ("\u3400" <= w[0] <= "\u9fff")}
+
+
+def lexical_coverage(claim: str, passage: str) -> float:
+    """Share of the claim's content words found in the passage."""
+    words = content_words(claim)
+    if not words:
+        return 0.0
+    return len(words & set(tokenize(passage))) / len(words)
+
+
+def restates(claim: str, question: str | Query) -> bool:
+    """Every content word, number and name of the claim is already in the question: nothing was answered.
+    A yes/no or either-or question is answered by words it already contains."""
+    query = as_query(question)
+    if query.expects in ("yesno", "choice"):
+        return False
+    if detect_language(claim) != "en" or query.language != "en":
+        return False
+    q_values = [q.value for q in query.quantities]
+    new_words = content_words(claim) - set(query.tokens)
+    new_values = [q for q in extract_quantities(claim) if not any(same_value(q.value, v) for v in q_values)]
+    return not new_words and not new_values
+
+
+def repair_chinese_numbers(claim: str, passages: list[str]) -> str:
+    """A Chinese sentence written from English sources often mis-scales a number ("100 billion" as 100亿) or
+    drops its "more than". Where the passages hold exactly one number with the same digits at another scale,
+    or the same number with "more than"/"less than", write it the way a Chinese text writes that number."""
+    if detect_language(claim) != "zh":
+        return claim
+    found = [q for t in passages for q in extract_quantities(t)]
+    out, last = [], 0
+    for q in extract_quantities(claim):
+        fix = None
+        same = [p for p in found if same_value(p.value, q.value)]
+        if same:
+            qualified = {p.qualifier for p in same if p.qualifier in ("gt", "lt")}
+            if q.qualifier is None and len(qualified) == 1 and len({p.qualifier for p in same}) == 1:
+                number = claim[q.start : q.end]
+                fix = f"{number}以上" if qualified == {"gt"} else f"不到{number}"
+        else:
+            digits = re.sub(r"[^\d.]", "", claim[q.start : q.end])
+            rescaled = [p for p in found if digits and _digits_of(p) == digits and not same_value(p.value, q.value)]
+            if len({p.value for p in rescaled}) == 1:
+                p = rescaled[0]
+                number = chinese_number(p)
+                fix = f"{number}以上" if p.qualifier == "gt" else f"不到{number}" if p.qualifier == "lt" else number
+        if fix is not None:
+            out.extend([claim[last : q.start], fix])
+            last = q.end
+    out.append(claim[last:])
+    return "".join(out)
+
+
+def _digits_of(q: Quantity) -> str:
+    """The digits a number is written with before its scale word: 100 for "100 billion", 1.05 for "1.05 million"."""
+    for scale in (1e12, 1e9, 1e6, 1e3, 1.0):
+        if abs(q.value) >= scale and scale > 1 and (q.value / scale) == round(q.value / scale, 3):
+            return f"{q.value / scale:g}"
+    return f"{q.value:g}"
+
+
+def has_checkable_fact(claim: str) -> bool:
+    return bool(extract_quantities(claim) or names_in(claim))
+
+
+def verify_citations(
+    answer: str,
+    passages: list[Passage],
+    question: str | Query,
+    similarity: Similarity,
+    *,
+    min_lexical: float = 0.6,
+    min_similarity: float = 0.5,
+    min_similarity_cross: float = 0.3,
+) -> Verification:
+    query = as_query(question)
+    if is_refusal(answer):
+        return Verification(answer="", passages=[], refused=True)
+    claims = parse_answer(answer)
+    by_n = {p.n: p for p in passages}
+    shown = [p.shown for p in passages]
+    claims = [ClaimSentence(repair_chinese_numbers(c.text, shown), c.markers) for c in claims]
+    if not claims or not passages:
+        return Verification(answer="", passages=[], unsupported=[c.text for c in claims], refused=True)
+    sims = similarity([c.text for c in claims], [p.shown for p in passages])
+    col = {p.n: j for j, p in enumerate(passages)}
+
+    def supports(i: int, claim: ClaimSentence, ns: list[int]) -> tuple[bool, str, float]:
+        texts = [by_n[n].shown for n in ns]
+        reason = check_facts(claim.text, texts, query)
+        if reason:
+            return False, reason, 0.0
+        if not content_words(claim.text) and has_checkable_fact(claim.text):
+            return True, "", 1.0  # a bare "49." or "Lin Mei.": its facts were found in the passage
+        if restates(claim.text, query):
+            return False, "restates the question without answering it", 0.0
+        lex = max(lexical_coverage(claim.text, t) for t in texts)
+        sim = max(float(sims[i, col[n]]) for n in ns)
+        english = detect_language(claim.text) == "en"
+        # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
+        same_language = all(detect_language(t) == detect_language(claim.text) for t in texts)
+        floor = min_similarity if same_language else min_similarity_cross
+        if (english and lex >= min_lexical) or sim >= floor:
+            return True, "", sim + (lex if english else 0.0)
+        return False, f"meaning not supported (word coverage {lex:.2f}, similarity {sim:.2f})", 0.0
+
+    verified: list[VerifiedSentence] = []
+    for i, claim in enumerate(claims):
+        if is_refusal(claim.text):
+            continue
+        cited = [n for n in claim.markers if n in by_n]
+        ok, reason, _ = supports(i, claim, cited) if cited else (False, "no citation", 0.0)
+        if ok:
+            verified.append(VerifiedSentence(claim.text, cited, claim.markers, True))
+            continue
+        best: tuple[float, int] | None = None
+        for p in passages:
+            good, _, strength = supports(i, claim, [p.n])
+            if good and (best is None or strength > best[0]):
+                best = (strength, p.n)
+        if best is not None:
+            verified.append(VerifiedSentence(claim.text, [best[1]], claim.markers, True, reattributed=True,
+                                             reason=f"re-attributed: {reason}"))
+        else:
+            verified.append(VerifiedSentence(claim.text, [], claim.markers, False, reason=reason))
+    return _renumber(verified, by_n, query)
+
+
+def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query: Query) -> Verification:
+    """Number the cited spans 1..m in order of first citation and put the markers into the sentences."""
+    order: dict[tuple[int, int, int], int] = {}
+    spans: dict[tuple[int, int, int], Passage] = {}
+    parts = []
+    for v in verified:
+        if not v.supported:
+            continue
+        keys = []
+        for n in v.cited:
+            for span in cited_spans(v.text, by_n[n], query):
+                key = (n, span.start, span.end)
+                spans.setdefault(key, span)
+                order.setdefault(key, len(order) + 1)
+                keys.append(key)
+        marks = "".join(f"[{order[k]}]" for k in dict.fromkeys(keys))
+        parts.append(attach(v.text, marks))
+    used = [replace(spans[k], n=order[k]) for k in sorted(order, key=order.__getitem__)]
+    return Verification(
+        answer=join_sentences(parts), passages=used, sentences=verified,
+        unsupported=[v.text for v in verified if not v.supported], refused=not parts,
+    )
+
+
+def cited_spans(claim: str, p: Passage, query: Query) -> list[Passage]:
+    """The span(s) to cite for a claim supported by passage p: its clause, widened to the sentence's subject
+    when the claim states a name or number found only in the subject."""
+    if p.head_start is None or p.head_end is None or not p.head_text:
+        return [p]
+    head_facts = [n for n in names_in(claim) if _has_word(p.head_text, n) and not _has_word(p.text, n)]
+    head_values = [q.value for q in extract_quantities(p.head_text)]
+    clause_values = [q.value for q in extract_quantities(p.text)]
+    head_facts += [str(q.value) for q in extract_quantities(claim)
+                   if any(same_value(q.value, v) for v in head_values)
+                   and not any(same_value(q.value, v) for v in clause_values)]
+    if not head_facts:
+        return [p]
+    head = replace(p, start=p.head_start, end=p.head_end, text=p.head_text, prompt_text="", head_start=None,
+                   head_end=None, head_text="")
+    if p.end - p.head_start <= MAX_CONTIGUOUS_CITATION and p.context_start is not None and p.context_text:
+        wide = p.context_text[p.head_start - p.context_start : p.end - p.context_start]
+        return [replace(p, start=p.head_start, text=wide, prompt_text="", head_start=None, head_end=None,
+                        head_text="")]
+    return [head, replace(p, prompt_text="", head_start=None, head_end=None, head_text="")]
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(r"(?<![A-Za-z0-9])" + re.escape(word) + r"(?![A-Za-z0-9])", text) is not None

@@ -1,7 +1,7 @@
 """HTTP API figures on this machine: /api/v1/retrieve requests/s and latency, /api/v1/ask p50/p95 with 1 and 4
 concurrent clients, and the waiting line under a burst (how many 503s, how fast they come, whether /healthz and
 /retrieve stay fast meanwhile). Starts its own `chatbot serve --ingest` (temporary index and database, no rate
-limit, max_waiting 3) and writes bench/results/api.json.
+limit, max_waiting 3, no answer cache: every question is generated) and writes bench/results/api.json.
 
 Usage: python bench/bench_api.py [--questions 8] [--retrieve-requests 200] [--burst 8]"""
 
@@ -62,7 +62,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "CHATBOT_CORPUS_DIR": str(root / "corpus"), "CHATBOT_INDEX_DIR": str(root / "index"),
                "CHATBOT_DB_PATH": str(root / "chatbot.sqlite3"), "CHATBOT_RATE_LIMIT_PER_MINUTE": "0",
-               "CHATBOT_MAX_WAITING": str(MAX_WAITING), "GRADIO_ANALYTICS_ENABLED": "False",
+               "CHATBOT_MAX_WAITING": str(MAX_WAITING), "CHATBOT_ANSWER_CACHE_SIZE": "0",
+               "GRADIO_ANALYTICS_ENABLED": "False",
                "ANONYMIZED_TELEMETRY": "False"}
         self.log = root / "server.log"
         self.process = subprocess.Popen([str(CHATBOT), "serve", "--ingest", "--port", str(self.port)], env=env,

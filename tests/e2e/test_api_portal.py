@@ -120,8 +120,8 @@ def test_rate_limit_per_key(portal):
 def test_full_waiting_line_gets_503_with_retry_after(portal):
     url = portal.served.url
 
-    def ask(i: int) -> httpx.Response:
-        return httpx.post(url + "/api/v1/ask", json={"question": QUESTION, "id": str(i)},
+    def ask(i: int) -> httpx.Response:  # four different top_k: four answers to generate, none from the cache
+        return httpx.post(url + "/api/v1/ask", json={"question": QUESTION, "id": str(i), "top_k": 3 + i},
                           headers=portal.auth("fuzz"), timeout=300)
 
     with ThreadPoolExecutor(4) as pool:

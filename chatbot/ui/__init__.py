@@ -52,11 +52,14 @@ def build_ui(state: AppState) -> gr.Blocks:
         footer = gr.HTML(f"<p>{t(lang0, 'footer')}</p>", elem_id="cb-footer", js_on_load=None,
                          apply_default_css=False)
 
-        asking: dict[str, Any] = {"inputs": [question, conversation, lang], "outputs": [question, conversation, chat],
-                                  "concurrency_limit": None, **PRIVATE}  # the service's gate queues the model
+        # Each browser asks one question at a time (Ask is disabled while it streams); across browsers the
+        # service's gate queues the model, so no concurrency limit here.
+        asking: dict[str, Any] = {"inputs": [question, conversation, lang],
+                                  "outputs": [question, conversation, chat, send], "concurrency_limit": None,
+                                  **PRIVATE}
         question.submit(handlers.ask, api_name="chat_submit", **asking)
         send.click(handlers.ask, api_name="chat_send", **asking)
-        chat.ask_example(handlers.ask_example, [conversation, lang], [question, conversation, chat],
+        chat.ask_example(handlers.ask_example, [conversation, lang], [question, conversation, chat, send],
                          concurrency_limit=None, **PRIVATE)
         chat.rate(handlers.rate, [conversation, lang], [conversation, chat], **PRIVATE)
         chat.comment(handlers.comment, [conversation, lang], [conversation, chat], **PRIVATE)

@@ -50,19 +50,20 @@ class ChatHandlers:
 
     # Asking -------------------------------------------------------------------------------------------------
 
-    def ask(self, question: str, conversation: Conversation, lang: str) -> Iterator[tuple[str, Conversation, str]]:
-        """Stream one answer into the conversation: question box cleared, then drafts, then the verified answer."""
+    def ask(self, question: str, conversation: Conversation, lang: str) -> Iterator[tuple[str, Conversation, str, Any]]:
+        """Stream one answer into the conversation: question box cleared and Ask disabled, then drafts, then the
+        verified answer (Ask enabled again)."""
         if not (question or "").strip():
-            yield question, conversation, render_conversation(conversation, lang)
+            yield question, conversation, render_conversation(conversation, lang), gr.update(interactive=True)
             return
         history = conversation.history()
         turn = conversation.start(question)
-        yield "", conversation, render_conversation(conversation, lang)
+        yield "", conversation, render_conversation(conversation, lang), gr.update(interactive=False)
         for _ in self._answer(turn, history):
-            yield "", conversation, render_conversation(conversation, lang)
+            yield "", conversation, render_conversation(conversation, lang), gr.update(interactive=turn.finished)
 
     def ask_example(self, conversation: Conversation, lang: str,
-                    evt: gr.EventData) -> Iterator[tuple[str, Conversation, str]]:
+                    evt: gr.EventData) -> Iterator[tuple[str, Conversation, str, Any]]:
         yield from self.ask(str((evt._data or {}).get("text", "")), conversation, lang)
 
     def _answer(self, turn: ChatTurn, history: list) -> Iterator[None]:

@@ -16,8 +16,6 @@ _AUX = re.compile(r"^(is|are|was|were|has|have|had|will|would|can|could|may|migh
 _LEADING = re.compile(r"^(on|in|at|by|for|from|with|after|before|during|since|under|over|through|to|as|according|"
                       r"focusing|following|besides|beyond|among|amid|despite|in addition|to date|recently|today|"
                       r"meanwhile|however|moreover|furthermore|also)\b", re.I)
-# Chinese: where the subject usually ends (an adverb, preposition or copula right after it).
-_ZH_AFTER_SUBJECT = re.compile(r"正在|将|已经|已|在|是|为|把|通过|围绕|以|对|向|于|表示|指出|提出|发布|宣布|计划|成为|拥有|有")
 MIN_CLAUSE_CHARS = 25  # a shorter segment is a list item or a leading phrase: it joins a neighbour
 MIN_CLAUSE_CJK = 10
 
@@ -111,33 +109,39 @@ def split_clauses(text: str, offset: int = 0) -> list[Clause]:
 
 def sentence_head(text: str) -> tuple[int, int] | None:
     """The span of the sentence's subject ("The Airport Group" in "The Airport Group is building …"), found
-    after any leading phrase ("On July 6th, …", "Focusing on …, …"); None when no short subject is found."""
+    after any leading phrase ("On July 6th, …", "Focusing on …, …"); None when no short subject is found.
+    A subject has no digits: "The renovation cost 14 million dollars" has no subject this finds."""
+    span = _head(text)
+    if span is None:
+        return None
+    head = text[span[0] : span[1]]
+    if re.search(r"\d", head) or not set(head.lower().split()) - {"the", "a", "an", "this", "that", "its", "their"}:
+        return None
+    return span
+
+
+def _head(text: str) -> tuple[int, int] | None:
     for s, e in _segments(text)[:4]:
         piece = text[s:e]
         cjk = sum(1 for ch in piece if "\u3400" <= ch <= "\u9fff")
         if cjk > len(piece) / 3:
-            m = _ZH_AFTER_SUBJECT.search(piece, 1)
-            if m and m.start() <= 16 and not re.search(r"\d", piece[: m.start()]):
-                return s, s + m.start()
-            if len(piece) <= 12 and not re.search(r"\d", piece):
-                return s, e
-            return None
+            # Chinese: a short first segment names what the sentence is about ("青川水电站位于青川河中游，…").
+            return (s, e) if len(piece) <= 15 else None
         if _LEADING.match(piece):
             continue
         words = list(re.finditer(r"\S+", piece))
         if not words:
             continue
-        verb = None
-        for i, w in enumerate(words[:12]):
-            if i and _AUX.match(w.group(0).lower()):
-                verb = i
-                break
+        aux = next((i for i, w in enumerate(words[:12]) if i and _AUX.match(w.group(0).lower())), None)
+        # A verb in -s/-ed ("SAIC Group uses", "The plant uses") right after a capitalised subject; further on,
+        # such a word is as likely a plural noun ("state-owned assets and … enterprises are").
+        verb = next((i for i, w in enumerate(words[:5]) if i and piece[:1].isupper() and w.group(0).islower()
+                     and re.fullmatch(r"[a-z]+(s|ed)", w.group(0)) and not w.group(0).endswith("ss")), None)
+        if verb is None or (aux is not None and aux < verb):
+            verb = aux
         if verb is None:
-            for i, w in enumerate(words[:12]):
-                word = w.group(0)
-                if i and word.islower() and re.fullmatch(r"[a-z]+(s|ed)", word) and not word.endswith("ss"):
-                    verb = i
-                    break
+            verb = next((i for i, w in enumerate(words[:12]) if i and w.group(0).islower()
+                         and re.fullmatch(r"[a-z]+(s|ed)", w.group(0)) and not w.group(0).endswith("ss")), None)
         if verb is not None:
             if verb > 8:
                 return None

@@ -4,6 +4,7 @@ subject where the clause lacks one)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class EvidenceSelector:
                 seen.add(key)
                 i = sentences.row.get(key)
                 text = chunk.text[sent.start - chunk.start : sent.end - chunk.start]
+                if _title_like(text):
+                    continue
                 dense = 0.0
                 if i is not None:
                     for qv in query_vectors:
@@ -222,6 +225,16 @@ def _evidence(c: _ClauseCandidate) -> Evidence:
         context_start=sent.start, context_end=sent.end, context_text=sent.text,
         head_start=c.head[0] if c.head else None, head_end=c.head[1] if c.head else None, head_text=c.head_text,
     )
+
+
+def _title_like(text: str) -> bool:
+    """A heading ("Marlow Chess Club"): too short to state a fact, it only takes a place in the prompt."""
+    if re.search(r"\d", text):
+        return False
+    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    if cjk > len(text) / 3:
+        return cjk < 8
+    return len(text.split()) < 4
 
 
 def token_estimate(text: str) -> int:

@@ -180,9 +180,10 @@ class ChatService:
         return text
 
     def _bridges_languages(self, query: Query, doc_ids: frozenset[str] | None) -> bool:
-        """A Chinese question over documents written in English (or another language) is also searched in
-        English: the multilingual embedder alone places it near the right passage too rarely."""
-        if not self.settings.query_translation or query.language == "en":
+        """A question over documents written (also) in the other language is searched in both languages: the
+        multilingual embedder alone places a Chinese question near the right English passage (and the reverse)
+        too rarely, and the English embedder and the keyword index match only their own language."""
+        if not self.settings.query_translation:
             return False
         docs = self.retriever.documents
         scope = docs.values() if doc_ids is None else [docs[d] for d in doc_ids if d in docs]

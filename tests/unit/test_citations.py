@@ -277,4 +277,6 @@ def test_the_head_is_the_subject_after_any_leading_phrase():
     assert head("In recent years, the Water Board has replaced its pipes, cutting losses.") == "the Water Board"
     assert head("At the forum, Lin Mei, the chief engineer, said that losses fell.") == "Lin Mei"
     assert head("Acme Robotics uses sensors from two suppliers, and builds 40 robots a day.") == "Acme Robotics"
-    assert head("东岸水厂于2021年建成投产，每天的处理能力为40万立方米。") == "东岸水厂"
+    assert head("东岸水厂位于城市东部，于2021年建成投产，每天的处理能力为40万立方米。") == "东岸水厂位于城市东部"
+    assert head("The renovation cost 14 million dollars, and added a wing.") is None  # a subject has no number
+    assert head("The plant uses reverse osmosis and is powered by wind, which supplies a third.") == "The plant"

@@ -28,7 +28,7 @@ from chatbot.embeddings import Embedders, embedder_names, load_embedders
 from chatbot.errors import ChatbotError
 from chatbot.schemas import Chunk, Document, Sentence
 from chatbot.snapshot import (  # noqa: F401 - CATALOG, KEYWORD, SENTENCES, TEXTS and text_path are re-exported
-    CATALOG, KEYWORD, SENTENCES, TEXTS, SentenceVectors, build_snapshot, live_versions, load_local,
+    CATALOG, KEYWORD, SENTENCES, TEXTS, build_snapshot, live_versions, load_local,
     local_files_current, save_local, text_path,
 )
 from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
@@ -194,7 +194,6 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
 
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     planned = {doc.doc_id: _plan(doc, settings) for doc in to_index}
-    fresh: SentenceVectors = {}
     embed = [p for p in planned.values() if version_key(p.doc.doc_id, p.doc.content_hash) not in complete]
     summary.reused = sorted(set(planned) - {p.doc.doc_id for p in embed})
     if embed:
@@ -202,7 +201,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             t = time.perf_counter()
             embedders = load_embedders(settings)
             summary.model_load_s = time.perf_counter() - t
-        _embed_and_store(index, embedders, embed, fresh, summary, now, progress, settings.ingest_round_texts)
+        _embed_and_store(index, embedders, embed, summary, now, progress, settings.ingest_round_texts)
     summary.new_chunks = sum(len(p.chunks) for p in planned.values())
 
     documents = {}
@@ -222,7 +221,9 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             old_copy = load_local(index, committed, index_dir, [])
         except (OSError, ValueError, KeyError):
             old_copy = None
-    snap = build_snapshot(index, catalog, previous=old_copy, fresh_sentences=fresh)
+    # New sentence vectors are read back: Chroma stores them re-normalised (a last-bit difference), and every
+    # copy, made here or by a worker from the server, must hold the same numbers to rank ties the same way.
+    snap = build_snapshot(index, catalog, previous=old_copy)
     save_local(index_dir, snap, texts={d.doc_id: d.text for d in to_index})
 
     live = live_versions(catalog)
@@ -264,8 +265,8 @@ def _missing_records(index: ChromaIndex, catalog: dict[str, Any]) -> bool:
     return any(c.count() < expected[c.name] for c in [*index.vector_collections(), index.documents])
 
 
-def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], fresh: SentenceVectors,
-                     summary: IngestSummary, indexed_at: str, progress: bool, round_texts: int) -> None:
+def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], summary: IngestSummary,
+                     indexed_at: str, progress: bool, round_texts: int) -> None:
     """Embed every distinct text once and write in rounds of about round_texts texts: one embed_documents
     call per embedder and one upsert per collection a round; a killed ingest loses at most one round. A
     document's record (its completion mark) follows its vectors."""
@@ -296,14 +297,7 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
             vecs = cache[name]
             dim = _dim(embedders, name)
             index.chunks[name].upsert_chunks(chunks, _stack([vecs[c.text] for c in chunks], dim), hashes, extra)
-            sent_vecs = _stack([vecs[t] for t in sent_texts], dim)
-            index.sentences[name].upsert_sentences(ids, keys, spans, sent_vecs)
-            row = 0
-            for p in batch:
-                n = len(p.sentences)
-                fresh.setdefault(p.doc.doc_id, {"spans": np.array(
-                    [[s.start, s.end] for s in p.sentences], dtype=np.int64).reshape(-1, 2)})[name] = sent_vecs[row : row + n]
-                row += n
+            index.sentences[name].upsert_sentences(ids, keys, spans, _stack([vecs[t] for t in sent_texts], dim))
         index.documents.upsert_documents([p.doc.text for p in batch],
                                          [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])
         bar.update(len(chunks))

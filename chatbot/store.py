@@ -20,7 +20,7 @@ _ONE = [1.0]  # Chroma requires a vector per record; the document and catalog co
 
 
 def version_key(doc_id: str, content_hash: str) -> str:
-    return f"{content_hash[:32]}:{doc_id}"
+    return f"{content_hash}:{doc_id}"
 
 
 @dataclass
@@ -195,7 +195,10 @@ class SentenceStore(_Collection):
 
     def vectors(self, live_versions: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """doc_id -> (spans n×2 in text order, vectors n×dim) for the live document versions."""
-        got = self._get(["metadatas", "embeddings"])
+        hashes = sorted({key.split(":", 1)[0] for key in live_versions})
+        # A few versions (an update): ask for their records only; many: one pass over the collection.
+        where = {"content_hash": {"$in": hashes}} if len(hashes) <= 200 else None
+        got = self._get(["metadatas", "embeddings"], where=where)
         rows: dict[str, list[tuple[int, int, int]]] = {}
         for j, m in enumerate(got["metadatas"]):
             if self._live(m, live_versions):
@@ -224,14 +227,20 @@ class DocumentStore(_Collection):
     def complete_versions(self) -> set[str]:
         """Versions whose records were all written, by this recipe."""
         got = self._get(["metadatas"])
-        return {i for i, m in zip(got["ids"], got["metadatas"]) if m.get("recipe") == self.recipe}
+        return {version_key(m.get("doc_id", ""), m.get("content_hash", "")) for m in got["metadatas"]
+                if m.get("recipe") == self.recipe}
 
     def texts(self, versions: list[str]) -> dict[str, str]:
         """version key -> text."""
         out: dict[str, str] = {}
-        for part in _batches(len(versions), 500):
-            got = self._collection.get(ids=versions[part], include=["documents"])  # type: ignore[list-item]
-            out.update(zip(got["ids"], got["documents"] or []))
+        wanted = set(versions)
+        hashes = sorted({key.split(":", 1)[0] for key in wanted})
+        for part in _batches(len(hashes), 200):
+            got = self._get(["metadatas", "documents"], where={"content_hash": {"$in": hashes[part]}})
+            for meta, text in zip(got["metadatas"], got["documents"]):
+                key = version_key(meta.get("doc_id", ""), meta.get("content_hash", ""))
+                if key in wanted:
+                    out[key] = text
         return out
 
 

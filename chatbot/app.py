@@ -78,6 +78,23 @@ class AppState:
         raise NotReady("The chatbot is still loading its models; try again in a few seconds.")
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's files served from the installed swagger-ui-bundle package, not from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} – API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
 def create_app(settings: Settings | None = None, *, state: AppState | None = None, ui: bool = True) -> FastAPI:
     """The FastAPI app. Routes are added before the chat is mounted at "/", which takes every other path."""
     settings = settings or (state.settings if state else Settings())
@@ -89,8 +106,10 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         yield
 
     app = FastAPI(title="Shanghai SOE AI+ Initiative Q&A", version="1.0",
-                  description="Cited answers from the indexed documents, offline.", lifespan=lifespan)
+                  description="Cited answers from the indexed documents, offline.", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.chat = state
+    _offline_docs(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     def healthz() -> dict:

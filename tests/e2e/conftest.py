@@ -57,7 +57,7 @@ def start_server(root: Path, *, extra_env: dict[str, str] | None = None, args: t
     port = free_port()
     env = {**os.environ, "CHATBOT_CORPUS_DIR": str(corpus), "CHATBOT_INDEX_DIR": str(root / "index"),
            "CHATBOT_DB_PATH": str(root / "chatbot.sqlite3"), "GRADIO_ANALYTICS_ENABLED": "False",
-           "ANONYMIZED_TELEMETRY": "False", **(extra_env or {})}
+           "ANONYMIZED_TELEMETRY": "False", "CHATBOT_RATE_LIMIT_PER_MINUTE": "0", **(extra_env or {})}
     log = (root / "server.log").open("ab")
     process = subprocess.Popen([str(CHATBOT), "serve", "--ingest", "--port", str(port), *args], env=env,
                                stdout=log, stderr=subprocess.STDOUT, cwd=root)

@@ -113,7 +113,7 @@ def test_chat_in_the_browser(browser, served, artifacts: Path) -> None:  # noqa:
     # Switching the interface to Chinese relabels it; a Chinese question gets its answer.
     page.locator("#cb-lang label", has_text="中文").click()
     page.wait_for_function("document.querySelector('.cb-header h1').textContent.includes('上海')")
-    assert page.locator("button[role=tab]", has_text="问答").count() == 1
+    page.locator("button[role=tab]", has_text="问答").wait_for(timeout=10_000)
     ask(page, "市国资委打造了多少个高质量产业互联网平台？")
     page.wait_for_selector(FINAL, timeout=ANSWER_TIMEOUT_MS)
     final = page.inner_text(".cb-turn:last-child")
@@ -137,3 +137,18 @@ def test_interface_follows_the_browser_language(browser, served) -> None:  # noq
     assert "试试这些问题" in page.inner_text(".cb-welcome")
     assert {urlparse(u).hostname for u in requests} == {"127.0.0.1"}
     page.close()
+
+
+def test_a_second_browser_waits_for_the_model_and_is_told_so(browser, served) -> None:  # noqa: ANN001
+    first, second = (open_chat(browser, served, "en-US", []) for _ in range(2))
+    # A Chinese question holds the model longest (answer, then its translation), while the second one arrives.
+    ask(first, "中国太平的保险大模型每年带来多少业务价值？")
+    first.wait_for_selector(".cb-turn:last-child .cb-draft-text", timeout=ANSWER_TIMEOUT_MS)
+    assert first.locator("#cb-send").is_disabled()  # one question at a time per browser
+    ask(second, "What is the Airport Group building?")
+    second.wait_for_selector(".cb-turn:last-child .cb-draft .cb-label:has-text('Waiting for the model')",
+                             timeout=30_000)
+    for page in (first, second):
+        page.wait_for_selector(FINAL, timeout=ANSWER_TIMEOUT_MS)
+        assert page.locator(".cb-turn:last-child .cb-error").count() == 0
+        page.close()

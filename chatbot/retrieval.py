@@ -18,7 +18,8 @@ from chatbot.ingest import open_index
 from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.query import Query, as_query
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
-from chatbot.snapshot import SentenceVectors, Snapshot, load_snapshot
+from chatbot.sentence_index import SentenceIndex
+from chatbot.snapshot import Snapshot, load_snapshot
 
 RRF_K = 60
 log = logging.getLogger(__name__)
@@ -45,24 +46,6 @@ class Retrieved:
     best_similarity: float  # multilingual cosine of the best candidate sentence
     relevant: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class _SentenceTable:
-    """Per document: sentence spans and their vectors per embedder, from ingest."""
-
-    vectors: dict[str, dict[str, np.ndarray]]
-    row: dict[tuple[str, int], int]
-
-
-def _sentence_table(sentences: SentenceVectors) -> _SentenceTable:
-    vectors: dict[str, dict[str, np.ndarray]] = {}
-    row: dict[tuple[str, int], int] = {}
-    for doc_id, parts in sentences.items():
-        for i, start in enumerate(parts["spans"][:, 0].tolist()):
-            row[(doc_id, start)] = i
-        vectors[doc_id] = {name: v for name, v in parts.items() if name != "spans"}
-    return _SentenceTable(vectors, row)
 
 
 def require_index(settings: Settings) -> None:
@@ -104,7 +87,8 @@ class HybridRetriever:
         self._index = snap.index
         self.stores = snap.index.chunks
         self.keyword = snap.keyword
-        self.sentences = _sentence_table(snap.sentences)
+        self.sentences = SentenceIndex(snap.sentences, snap.chunks, stores=snap.index.sentences,
+                                       hashes={d: e["content_hash"] for d, e in catalog["documents"].items()})
         self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in snap.chunks}
 
     def refresh(self) -> bool:
@@ -197,18 +181,7 @@ class HybridRetriever:
     def _sentence_ranked_chunks(self, name: str, vec: np.ndarray, k: int,
                                 doc_ids: frozenset[str] | None = None) -> list[str]:
         """Chunks ranked by their best sentence: a long chunk's single vector dilutes one relevant sentence."""
-        best: dict[str, float] = {}
-        for cid, chunk in self._chunks_by_id.items():
-            if doc_ids is not None and chunk.doc_id not in doc_ids:
-                continue
-            vecs = self.sentences.vectors.get(chunk.doc_id, {}).get(name)
-            if vecs is None:
-                continue
-            rows = [self.sentences.row[(chunk.doc_id, st.start)] for st in chunk.sentences
-                    if (chunk.doc_id, st.start) in self.sentences.row]
-            if rows:
-                best[cid] = float(np.max(vecs[rows] @ vec))
-        return [cid for cid, _ in sorted(best.items(), key=lambda kv: -kv[1])[:k]]
+        return self.sentences.top_chunks(name, vec, k, doc_ids)
 
     def _embed(self, text: str) -> dict[str, np.ndarray]:
         """Vectors of one query text. The English embedder is skipped for Chinese text: it cannot place

@@ -214,6 +214,18 @@ class SentenceStore(_Collection):
         return out
 
 
+    def nearest(self, vector: np.ndarray, n: int,
+                doc_ids: frozenset[str] | None = None) -> list[tuple[str, str, int, float]]:
+        """(doc_id, content_hash, start, distance) of the n nearest sentences, nearest first."""
+        if n <= 0 or (doc_ids is not None and not doc_ids):
+            return []
+        where = {"doc_id": {"$in": sorted(doc_ids)}} if doc_ids is not None else None
+        res = self._collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
+                                     where=where, include=["metadatas", "distances"])  # type: ignore[arg-type]
+        return [(m["doc_id"], m.get("content_hash", ""), int(m["start"]), float(d))
+                for m, d in zip(res["metadatas"][0], res["distances"][0])]  # type: ignore[index]
+
+
 class DocumentStore(_Collection):
     """One record per document version: its text (what citation offsets point into) and catalog entry.
     Written after the version's chunks and sentences, so its presence says they are complete."""

@@ -10,7 +10,14 @@ import gradio as gr
 from chatbot.ui.conversation import Conversation
 from chatbot.ui.handlers import ChatHandlers, ReaderState
 from chatbot.ui.i18n import LANGUAGES, t
-from chatbot.ui.render import head_html, render_conversation, render_header, render_reader, script
+from chatbot.ui.render import (
+    head_html,
+    render_conversation,
+    render_footer,
+    render_header,
+    render_reader,
+    script,
+)
 
 if TYPE_CHECKING:
     from chatbot.app import AppState
@@ -49,18 +56,16 @@ def build_ui(state: AppState) -> gr.Blocks:
                                          apply_default_css=False)
             with gr.Tab(t(lang0, "tab_documents"), id="documents") as docs_tab:
                 documents = gr.HTML(elem_id="cb-documents", js_on_load=None, apply_default_css=False)
-        footer = gr.HTML(f"<p>{t(lang0, 'footer')}</p>", elem_id="cb-footer", js_on_load=None,
-                         apply_default_css=False)
+        footer = gr.HTML(render_footer(lang0), elem_id="cb-footer", js_on_load=None, apply_default_css=False)
 
-        # Each browser asks one question at a time (Ask is disabled while it streams); across browsers the
-        # service's gate queues the model, so no concurrency limit here.
-        asking: dict[str, Any] = {"inputs": [question, conversation, lang],
-                                  "outputs": [question, conversation, chat, send], "concurrency_limit": None,
-                                  **PRIVATE}
+        # Each browser asks one question at a time (its buttons are off while the answer streams); across browsers
+        # the service's gate queues the model, so no concurrency limit here.
+        streamed = [question, conversation, chat, send, new_chat]
+        asking: dict[str, Any] = {"inputs": [question, conversation, lang], "outputs": streamed,
+                                  "concurrency_limit": None, **PRIVATE}
         question.submit(handlers.ask, api_name="chat_submit", **asking)
         send.click(handlers.ask, api_name="chat_send", **asking)
-        chat.ask_example(handlers.ask_example, [conversation, lang], [question, conversation, chat, send],
-                         concurrency_limit=None, **PRIVATE)
+        chat.ask_example(handlers.ask_example, [conversation, lang], streamed, concurrency_limit=None, **PRIVATE)
         chat.rate(handlers.rate, [conversation, lang], [conversation, chat], **PRIVATE)
         chat.comment(handlers.comment, [conversation, lang], [conversation, chat], **PRIVATE)
         chat.open_doc(handlers.open_document, [lang], [opened, reader], **PRIVATE)
@@ -77,7 +82,7 @@ def build_ui(state: AppState) -> gr.Blocks:
                     handlers.documents(lang), gr.update(placeholder=t(lang, "question_placeholder")),
                     gr.update(value=t(lang, "send")), gr.update(value=t(lang, "new_chat")),
                     gr.update(label=t(lang, "tab_chat")), gr.update(label=t(lang, "tab_documents")),
-                    f"<p>{t(lang, 'footer')}</p>")
+                    render_footer(lang))
 
         lang.change(relabel, [lang, conversation, opened],
                     [header, chat, reader, documents, question, send, new_chat, chat_tab, docs_tab, footer], **PRIVATE)

@@ -42,6 +42,11 @@ def feedback_settings(settings: Settings, llm_name: str = "") -> dict[str, Any]:
     return values
 
 
+def _buttons(enabled: bool) -> tuple[Any, Any]:
+    """Updates of the Ask and New conversation buttons: off while this browser's answer streams."""
+    return gr.update(interactive=enabled), gr.update(interactive=enabled)
+
+
 class ChatHandlers:
     """The chat's event handlers, bound to the served process's AppState."""
 
@@ -50,20 +55,19 @@ class ChatHandlers:
 
     # Asking -------------------------------------------------------------------------------------------------
 
-    def ask(self, question: str, conversation: Conversation, lang: str) -> Iterator[tuple[str, Conversation, str, Any]]:
-        """Stream one answer into the conversation: question box cleared and Ask disabled, then drafts, then the
-        verified answer (Ask enabled again)."""
+    def ask(self, question: str, conversation: Conversation, lang: str) -> Iterator[tuple[Any, ...]]:
+        """Stream one answer into the conversation: question box cleared, Ask and New conversation disabled, then
+        drafts, then the verified answer (both buttons enabled again)."""
         if not (question or "").strip():
-            yield question, conversation, render_conversation(conversation, lang), gr.update(interactive=True)
+            yield question, conversation, render_conversation(conversation, lang), *_buttons(True)
             return
         history = conversation.history()
         turn = conversation.start(question)
-        yield "", conversation, render_conversation(conversation, lang), gr.update(interactive=False)
+        yield "", conversation, render_conversation(conversation, lang), *_buttons(False)
         for _ in self._answer(turn, history):
-            yield "", conversation, render_conversation(conversation, lang), gr.update(interactive=turn.finished)
+            yield "", conversation, render_conversation(conversation, lang), *_buttons(turn.finished)
 
-    def ask_example(self, conversation: Conversation, lang: str,
-                    evt: gr.EventData) -> Iterator[tuple[str, Conversation, str, Any]]:
+    def ask_example(self, conversation: Conversation, lang: str, evt: gr.EventData) -> Iterator[tuple[Any, ...]]:
         yield from self.ask(str((evt._data or {}).get("text", "")), conversation, lang)
 
     def _answer(self, turn: ChatTurn, history: list) -> Iterator[None]:

@@ -132,6 +132,10 @@ def render_header(lang: str) -> str:
     return _render("header.html", lang=lang)
 
 
+def render_footer(lang: str) -> str:
+    return _render("footer.html", lang=lang)
+
+
 def render_conversation(conversation: Conversation, lang: str) -> str:
     examples = example_questions().get(lang) or example_questions()["en"]
     return _render("conversation.html", lang=lang, turns=conversation.turns, examples=examples,
@@ -166,5 +170,5 @@ def script(name: str) -> str:
     return resources.files("chatbot.ui").joinpath("static", name).read_text(encoding="utf-8")
 
 
-__all__ = ["LANGUAGES", "Segment", "answer_segments", "head_html", "render_conversation", "render_documents",
-           "render_header", "render_notice", "render_reader", "script"]
+__all__ = ["LANGUAGES", "Run", "Segment", "answer_runs", "answer_segments", "head_html", "render_conversation",
+           "render_documents", "render_footer", "render_header", "render_notice", "render_reader", "script"]

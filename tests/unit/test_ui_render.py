@@ -298,8 +298,10 @@ def test_ask_streams_drafts_then_the_answer_and_sends_history(db: Database) -> N
     handlers = ChatHandlers(FakeState(service, db))  # type: ignore[arg-type]
     conversation = Conversation()
     steps = list(handlers.ask("Who launched it?", conversation, "en"))
-    frames = [html for _, _, html, _ in steps]
-    assert [send["interactive"] for *_, send in steps] == [False] * (len(steps) - 1) + [True]  # Ask off meanwhile
+    frames = [html for _, _, html, _, _ in steps]
+    for *_, send, restart in steps[:-1]:
+        assert send["interactive"] is False and restart["interactive"] is False  # one question at a time
+    assert steps[-1][3]["interactive"] is True and steps[-1][4]["interactive"] is True
     assert soup(frames[0]).select_one(".cb-draft")  # the question shows at once, as in progress
     assert soup(frames[-1]).select_one(".cb-answer .cb-cite")
     assert not any(soup(f).select_one(".cb-answer") for f in frames[:-1])
@@ -311,7 +313,7 @@ def test_ask_streams_drafts_then_the_answer_and_sends_history(db: Database) -> N
 @pytest.mark.parametrize("failure", [QuestionTooLong(10000, 1000), Busy(8, 5.0), RuntimeError("boom")])
 def test_ask_failures_become_chat_messages(db: Database, failure: Exception) -> None:
     handlers = ChatHandlers(FakeState(ScriptedService(failure), db))  # type: ignore[arg-type]
-    *_, (box, conversation, html, send) = handlers.ask("x" * 10000, Conversation(), "en")
+    *_, (box, conversation, html, send, _) = handlers.ask("x" * 10000, Conversation(), "en")
     error = soup(html).select_one(".cb-error").get_text()
     assert box == "" and conversation.turns[0].phase == "error" and send["interactive"] is True
     assert ("10000 characters" in error) if isinstance(failure, QuestionTooLong) else True
@@ -321,7 +323,7 @@ def test_ask_failures_become_chat_messages(db: Database, failure: Exception) -> 
 def test_rating_and_comment_are_stored_with_the_settings(db: Database) -> None:
     answer = answered("Eleven enterprises launched it [1].", [citation(1, LAUNCH)])
     handlers = ChatHandlers(FakeState(ScriptedService(stream(AnswerEvent(answer=answer))), db))  # type: ignore[arg-type]
-    *_, (_, conversation, _, _) = handlers.ask("Who launched it?", Conversation(), "en")
+    *_, (_, conversation, _, _, _) = handlers.ask("Who launched it?", Conversation(), "en")
     turn_id = conversation.turns[0].id
     _, html = handlers.rate(conversation, "en", FakeEvent({"turn": turn_id, "rating": -1}))  # type: ignore[arg-type]
     assert soup(html).select_one(".cb-comment textarea")  # an optional comment is offered after rating
@@ -353,7 +355,7 @@ class LoadingState:
 
 def test_questions_while_loading_get_a_message_and_documents_say_loading(db: Database) -> None:
     handlers = ChatHandlers(LoadingState(db))  # type: ignore[arg-type]
-    *_, (_, conversation, html, _) = handlers.ask("Who launched it?", Conversation(), "en")
+    *_, (_, conversation, html, _, _) = handlers.ask("Who launched it?", Conversation(), "en")
     assert "still loading" in soup(html).select_one(".cb-error").get_text()
     assert "still loading" in soup(handlers.documents("en")).get_text()
     assert "正在加载" in soup(handlers.documents("zh")).get_text()

@@ -61,6 +61,7 @@ class IngestSummary:
     interrupted: bool = False  # records no catalog lists were found (an interrupted ingest) and repaired
     seconds: float = 0.0
     model_load_s: float = 0.0  # part of seconds spent loading the embedders
+    phases_s: dict[str, float] = field(default_factory=dict)  # read, embed, write, commit (+ local copy), clean
 
     @property
     def changed(self) -> bool:
@@ -164,6 +165,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     index_dir = settings.index_dir
     scan = load_corpus(corpus_dir, max_file_mb=settings.max_file_mb)
     summary = IngestSummary(documents=len(scan.documents), skipped=scan.skipped, notes=scan.notes)
+    phases = summary.phases_s
     index = open_index(settings)
 
     stamp = index.catalog.stamp()
@@ -194,6 +196,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
 
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     planned = {doc.doc_id: _plan(doc, settings) for doc in to_index}
+    phases["read"] = time.perf_counter() - t0
     embed = [p for p in planned.values() if version_key(p.doc.doc_id, p.doc.content_hash) not in complete]
     summary.reused = sorted(set(planned) - {p.doc.doc_id for p in embed})
     if embed:
@@ -203,6 +206,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             summary.model_load_s = time.perf_counter() - t
         _embed_and_store(index, embedders, embed, summary, now, progress, settings.ingest_round_texts)
     summary.new_chunks = sum(len(p.chunks) for p in planned.values())
+    t = time.perf_counter()
 
     documents = {}
     for doc in scan.documents:
@@ -225,10 +229,13 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     # copy, made here or by a worker from the server, must hold the same numbers to rank ties the same way.
     snap = build_snapshot(index, catalog, previous=old_copy)
     save_local(index_dir, snap, texts={d.doc_id: d.text for d in to_index})
+    phases["commit"] = time.perf_counter() - t
+    t = time.perf_counter()
 
     live = live_versions(catalog)
     if summary.deleted or summary.updated or summary.interrupted or _has_leftovers(index, catalog):
         summary.removed_records = sum(c.remove_unlisted(live) for c in [*index.vector_collections(), index.documents])
+    phases["clean"] = time.perf_counter() - t
     summary.chunks = len(snap.chunks)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -284,8 +291,11 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
                 vecs.clear()
             todo = [t for t in texts if t not in vecs]
             if todo:
+                t0 = time.perf_counter()
                 vecs.update(zip(todo, embedders.by_name[name].embed_documents(todo)))
+                summary.phases_s[f"embed_{name}"] = summary.phases_s.get(f"embed_{name}", 0.0) + time.perf_counter() - t0
                 summary.embedded_texts += len(todo) if name == names[0] else 0
+        t0 = time.perf_counter()
         chunks = [c for p in batch for c in p.chunks]
         hashes = [p.doc.content_hash for p in batch for _ in p.chunks]
         extra = [{"title": p.doc.title, "source": p.doc.source} for p in batch for _ in p.chunks]
@@ -300,6 +310,7 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
             index.sentences[name].upsert_sentences(ids, keys, spans, _stack([vecs[t] for t in sent_texts], dim))
         index.documents.upsert_documents([p.doc.text for p in batch],
                                          [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])
+        summary.phases_s["write"] = summary.phases_s.get("write", 0.0) + time.perf_counter() - t0
         bar.update(len(chunks))
     bar.close()
 

@@ -291,3 +291,14 @@ def test_questions_during_a_reindex_never_fail(tmp_path, corpus_dir, fake_embedd
     worker.join()
     assert not errors and answered >= 3
     assert before  # the old index answered the whole time
+
+
+def test_bulk_embedding_uses_only_free_cores(monkeypatch):
+    from chatbot import embeddings
+
+    monkeypatch.setattr(embeddings.os, "cpu_count", lambda: 2)
+    for load, want in ((0.1, 2), (0.6, 1), (1.7, 1), (5.0, 1)):
+        monkeypatch.setattr(embeddings.os, "getloadavg", lambda load=load: (load, load, load))
+        assert embeddings.free_cores(2) == want
+    monkeypatch.setattr(embeddings.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert embeddings.free_cores(1) == 1

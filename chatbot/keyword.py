@@ -110,7 +110,10 @@ class BM25Index:
         f = tfs[order].astype(np.float64)
         norm = f + k1 * (1 - b + b * lengths[self._p_rows] / (self.avg_len or 1))
         self._p_weight = self.idf_array[p_terms] * f * (k1 + 1) / norm
-        self._doc_index: dict[str, np.ndarray] = {}
+        by_doc: dict[str, list[int]] = {}
+        for row, d in enumerate(self.doc_ids):
+            by_doc.setdefault(d, []).append(row)
+        self._doc_rows = {d: np.asarray(rows_, dtype=np.int64) for d, rows_ in by_doc.items()}
         self._row_of = {cid: i for i, cid in enumerate(self.ids)}
         self.extra: dict[str, int | str] = {}
 
@@ -142,7 +145,8 @@ class BM25Index:
         if doc_ids is not None:
             mask = np.zeros(len(self.ids), dtype=bool)
             for d in doc_ids:
-                mask[self._rows_of_doc(d)] = True
+                if d in self._doc_rows:
+                    mask[self._doc_rows[d]] = True
             scores[~mask] = 0.0
         hits = np.flatnonzero(scores > 0)
         if len(hits) > k:
@@ -152,14 +156,6 @@ class BM25Index:
             hits = np.flatnonzero(scores >= kth) if kth > 0 else hits
         hits = hits[np.lexsort((hits, -scores[hits]))][:k]
         return [(self.ids[i], float(scores[i])) for i in hits]
-
-    def _rows_of_doc(self, doc_id: str) -> np.ndarray:
-        rows = self._doc_index.get(doc_id)
-        if rows is None:
-            rows = np.asarray([i for i, d in enumerate(self.doc_ids) if d == doc_id], dtype=np.int64)
-            if len(self._doc_index) < 100_000:
-                self._doc_index[doc_id] = rows
-        return rows
 
     def terms(self, row: int) -> frozenset[str]:
         """A chunk's distinct terms (its words and bridge tokens)."""

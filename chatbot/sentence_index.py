@@ -46,7 +46,10 @@ class SentenceIndex:
                 self.row[(d, int(start))] = j
         # Chunks, in the order given (ties rank in that order): the global rows of their sentences.
         self.chunk_ids = [c.chunk_id for c in chunks]
-        self._chunk_doc = [c.doc_id for c in chunks]
+        by_doc: dict[str, list[int]] = {}
+        for ci, c in enumerate(chunks):
+            by_doc.setdefault(c.doc_id, []).append(ci)
+        self._doc_chunks = {d: np.asarray(ix, dtype=np.int64) for d, ix in by_doc.items()}
         rows: list[int] = []
         ptr = [0]
         self._chunks_of: dict[tuple[str, int], list[int]] = {}
@@ -76,7 +79,10 @@ class SentenceIndex:
         if len(self._rows):
             scores[self._has_rows] = np.maximum.reduceat(sims[self._rows], self._seg_starts)
         if doc_ids is not None:
-            keep = np.fromiter((d in doc_ids for d in self._chunk_doc), dtype=bool, count=len(self._chunk_doc))
+            keep = np.zeros(len(self.chunk_ids), dtype=bool)
+            for d in doc_ids:
+                if d in self._doc_chunks:
+                    keep[self._doc_chunks[d]] = True
             scores[~keep] = -np.inf
         candidates = np.flatnonzero(np.isfinite(scores))
         if len(candidates) > k:

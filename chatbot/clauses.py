@@ -146,7 +146,5 @@ def _head(text: str) -> tuple[int, int] | None:
             if verb > 8:
                 return None
             return s, s + words[verb - 1].end()
-        if len(words) <= 6 and piece[:1].isupper():  # "He Qing" before his title
-            return s, e
         return None
     return None

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from chatbot.clauses import sentence_head, split_clauses
+from chatbot.clauses import Clause, sentence_head, split_clauses
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.keyword import bridge_tokens, tokenize
@@ -47,6 +47,8 @@ class _ClauseCandidate:
     end: int
     text: str
     head: tuple[int, int] | None  # absolute span of the subject shown before the clause
+    index: int = 0  # position among its sentence's clauses
+    siblings: list[Clause] = field(default_factory=list)  # all clauses of its sentence
     score: float = 0.0
 
     @property
@@ -95,8 +97,7 @@ class EvidenceSelector:
         top = sorted(candidates, key=lambda c: -c.score)[: s.clause_sentences]
         clauses = self._score_clauses(query, queries, top, query_vectors)
         budget = s.evidence_clause_budget * limit / s.evidence_clauses
-        picked = _pick(sorted(clauses, key=lambda c: -c.score), limit, budget, lambda c: c.shown)
-        return [_evidence(c) for c in sorted(picked, key=lambda c: (c.sentence.doc_id, c.start))], best
+        return _windows(sorted(clauses, key=lambda c: -c.score), limit, budget), best
 
     def _sentences(
         self, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]],
@@ -141,12 +142,13 @@ class EvidenceSelector:
         clauses: list[_ClauseCandidate] = []
         for cand in top:
             head = sentence_head(cand.text)
-            for c in split_clauses(cand.text, cand.start):
+            siblings = split_clauses(cand.text, cand.start)
+            for i, c in enumerate(siblings):
                 shown_head = None
                 if head is not None and c.start >= cand.start + head[1]:
                     shown_head = (cand.start + head[0], cand.start + head[1])
                 text = cand.text[c.start - cand.start : c.end - cand.start]
-                clauses.append(_ClauseCandidate(cand, c.start, c.end, text, shown_head))
+                clauses.append(_ClauseCandidate(cand, c.start, c.end, text, shown_head, i, siblings))
         if not clauses:
             return []
         names = set().union(*(qv.keys() for qv in query_vectors)) if query_vectors else set()
@@ -218,13 +220,74 @@ def _pick(ranked: list, limit: int, budget: float, shown: Callable) -> list:
     return chosen
 
 
-def _evidence(c: _ClauseCandidate) -> Evidence:
-    sent = c.sentence
-    return Evidence(
-        doc_id=sent.doc_id, start=c.start, end=c.end, text=c.text, score=c.score,
-        context_start=sent.start, context_end=sent.end, context_text=sent.text,
-        head_start=c.head[0] if c.head else None, head_end=c.head[1] if c.head else None, head_text=c.head_text,
-    )
+PREVIOUS_CLAUSE_CHARS = 160  # a clause is shown with the clause before it when that one is at most this long
+
+
+@dataclass
+class _Window:
+    """Consecutive clauses [lo, hi] of one sentence, shown together (with the subject if it lies before them)."""
+
+    best: _ClauseCandidate
+    lo: int
+    hi: int
+
+    @property
+    def start(self) -> int:
+        return self.best.siblings[self.lo].start
+
+    @property
+    def end(self) -> int:
+        return self.best.siblings[self.hi].end
+
+    def text(self) -> str:
+        sent = self.best.sentence
+        return sent.text[self.start - sent.start : self.end - sent.start]
+
+    def head(self) -> tuple[int, int] | None:
+        head = self.best.head
+        return head if head is not None and self.start >= head[1] else None
+
+    def shown(self) -> str:
+        head = self.head()
+        if head is None:
+            return self.text()
+        sent = self.best.sentence
+        return f"{sent.text[head[0] - sent.start : head[1] - sent.start]} … {self.text()}"
+
+
+def _windows(ranked: list[_ClauseCandidate], limit: int, budget: float) -> list[Evidence]:
+    """The best clauses, each with the clause before it (it often names whose the fact is: "He Qing, …, and
+    Cheng Peng, | Secretary of …"), as at most `limit` windows within `budget` tokens; windows of one sentence
+    that touch become one."""
+    windows: list[_Window] = []
+    for c in ranked:
+        if len(windows) >= limit:
+            break
+        lo = c.index
+        before = c.siblings[c.index - 1] if c.index > 0 else None
+        if before is not None and before.end - before.start <= PREVIOUS_CLAUSE_CHARS:
+            lo = c.index - 1
+        touching = next((w for w in windows
+                         if w.best.sentence is c.sentence and lo <= w.hi + 1 and w.lo <= c.index + 1), None)
+        trial = [w for w in windows if w is not touching]
+        merged = _Window(touching.best if touching else c, min(lo, touching.lo) if touching else lo,
+                         max(c.index, touching.hi) if touching else c.index)
+        trial.append(merged)
+        cost = sum(token_estimate(w.shown()) for w in trial)
+        if windows and cost > budget:
+            continue
+        windows = trial
+    out = []
+    for w in sorted(windows, key=lambda w: (w.best.sentence.doc_id, w.start)):
+        sent, head = w.best.sentence, w.head()
+        out.append(Evidence(
+            doc_id=sent.doc_id, start=w.start, end=w.end, text=w.text(), score=w.best.score,
+            context_start=sent.start, context_end=sent.end, context_text=sent.text,
+            head_start=head[0] if head else None, head_end=head[1] if head else None,
+            head_text=sent.text[head[0] - sent.start : head[1] - sent.start] if head else "",
+            clauses=[(c.start, c.end) for c in w.best.siblings[w.lo : w.hi + 1]],
+        ))
+    return out
 
 
 def _title_like(text: str) -> bool:

@@ -55,6 +55,11 @@ def _numeric(token: str) -> bool:
     return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
 
 
+def _context(p: Passage) -> str:
+    """The sentence around the passage (the words that say what its numbers count), or the passage itself."""
+    return p.context_text or p.shown
+
+
 def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Similarity | None = None
                       ) -> list[PremiseConflict]:
     """Each question number that no passage states about the same thing, paired with the number a passage
@@ -64,15 +69,18 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
     cross_sims: dict[int, float] | None = None
     for q in query.quantities:
         kind = _kind(query.text, q)
-        if any(same_value(q.value, p.value) and number_context_supported(query.text, q, ps.shown)
-               for ps in passages for p in extract_quantities(ps.shown)):
+        if any(same_value(q.value, p.value) and number_context_supported(query.text, q, text)
+               for ps in passages for text in (ps.shown, _context(ps)) for p in extract_quantities(text)):
             continue  # the documents state this number about this thing: no false premise
         near, after = _around(query.text, q)
         best: tuple[float, str, int] | None = None
         for ps in passages:
-            text = ps.shown
+            text = _context(ps)
+            offset = (ps.start - ps.context_start) if ps.context_text and ps.context_start is not None else 0
             same_language = detect_language(text) == query.language
             for p in extract_quantities(text):
+                if not offset <= p.start < offset + (ps.end - ps.start):
+                    continue  # a number the model was not shown
                 if same_value(p.value, q.value) or _kind(text, p) != kind:
                     continue
                 if same_language:

@@ -5,7 +5,10 @@ is of that kind. General English and Chinese question forms only: nothing here k
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 from chatbot.keyword import tokenize
 from chatbot.markers import strip_markers
@@ -42,6 +45,76 @@ _SEVERAL = re.compile(
     r"哪些|哪几|分别|哪[两三四五六七八九]|还是|和.+(相比|比较)|？.+？", re.IGNORECASE)
 _OR_OPTIONS = re.compile(r"(?:,|:|\bbetween\b)\s*(?P<a>[^,?]+?)\s*,?\s+or\s+(?P<b>[^,?]+?)\s*\?*\s*$", re.I)
 _ZH_OPTIONS = re.compile(r"(?P<a>[^，,？?]+?)还是(?P<b>[^，,？?]+?)[？?]?\s*$")
+
+
+_FOCUS = re.compile(r"\b(?:which|what|how many)\s+(?P<rest>[^?]*)", re.I)
+_SKIP_FOCUS = re.compile(r"^(?:(?:one|two|three|four|five|six|seven|eight|nine|ten|several|\d+|main|major|key|"
+                         r"specific|exact|other|kind of|kinds of|type of|types of|sort of)\s+)+", re.I)
+_NOT_NOUN = re.compile(r"^(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|may|might|must|"
+                       r"the|a|an|of|in|on|at|for|to|with|by|about)\b", re.I)
+
+
+FOCUS_SIMILARITY = 0.45  # multilingual cosine of two counted nouns that name the same kind ("people", "volunteers")
+
+
+def focus_words(question: str) -> tuple[frozenset[str], bool]:
+    """What a "which/what <noun>" or "how many <noun>" question asks about ("goals" in "Which two goals did she
+    name?"), as stemmed words, and whether it asks for one thing (singular: its answer may simply be a name).
+    Empty when the question word is not followed by a noun ("What does …", "What is …")."""
+    m = _FOCUS.search(question)
+    if not m:
+        return frozenset(), False
+    rest = _SKIP_FOCUS.sub("", m.group("rest").strip())
+    if not rest or _NOT_NOUN.match(rest):
+        return frozenset(), False
+    words = []
+    for w in re.findall(r"[A-Za-z][A-Za-z'\-]*", rest)[:3]:
+        if _NOT_NOUN.match(w) or w.lower() in ("did", "does", "do", "is", "are", "was", "were"):
+            break
+        words.append(w)
+    tokens = [t for w in words for t in tokenize(re.sub(r"['’]s$", "", w)) if len(t) > 1]
+    if not tokens:
+        return frozenset(), False
+    first = m.group("rest").strip().split()[0].lower() if m.group("rest").strip() else ""
+    plural = first in ("two", "three", "four", "five", "six", "several") or bool(re.fullmatch(r"\d+", first)) or \
+        m.group(0).lower().startswith("how many") or words[0].lower().endswith("s") and not words[0].lower().endswith("ss")
+    return frozenset(tokens[:2]), not plural
+
+
+def focus_phrase(question: str) -> str:
+    m = _FOCUS.search(question)
+    rest = _SKIP_FOCUS.sub("", m.group("rest").strip()) if m else ""
+    return " ".join(rest.split()[:2])
+
+
+def addresses_focus(query: Query, answer: str, passages: Sequence[str],
+                    similarity: Callable[[list[str], list[str]], np.ndarray] | None = None) -> bool:
+    """Does the answer speak of what a "which/what <noun>" or "how many <noun>" question asks about? The noun
+    (or another of its words) is in the answer or its cited passages; or the answer names someone new and the
+    question asks for one thing or for a kind of named thing ("Which brokerage …?", "Which enterprises …?"); or,
+    for "how many", what the answer counts is close in meaning ("people" and "volunteers"). "Which two goals did
+    she name?" answered with who launched what is not an answer."""
+    focus, singular = focus_words(query.text)
+    if not focus or query.language != "en" or re.search(r"[\u3400-\u9fff]", answer):
+        return True
+    text = strip_markers(answer)
+    words = set(tokenize(text)) | {t for p in passages for t in tokenize(p)}
+    if focus & words:
+        return True
+    asked = query.text.lower()
+    new_names = [n for n in names_in(text) if n.lower() not in asked]
+    if new_names and (singular or _NAMED_KIND.search(query.text)):
+        return True
+    if query.expects == "quantity" and similarity is not None:
+        counted = [" ".join(text[q.end :].split()[:2]) for q in extract_quantities(text)]
+        counted = [c for c in counted if re.search(r"[A-Za-z]", c)]
+        if counted:
+            phrase = focus_phrase(query.text).split()
+            asked_for = list(dict.fromkeys([phrase[0], " ".join(phrase)])) if phrase else []
+            sims = similarity(asked_for, counted) if asked_for else np.ones((1, 1))
+            return float(np.max(sims)) >= FOCUS_SIMILARITY
+        return True
+    return False
 
 
 def expected_answer_type(question: str) -> AnswerType:

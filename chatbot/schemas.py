@@ -54,6 +54,7 @@ class Evidence(BaseModel):
     head_start: int | None = None
     head_end: int | None = None
     head_text: str = ""
+    clauses: list[tuple[int, int]] = Field(default_factory=list)  # the clauses start..end is made of
 
     @property
     def prompt_text(self) -> str:

@@ -24,14 +24,14 @@ from chatbot.markers import strip_markers
 from chatbot.numbers import chinese_number, extract_quantities, same_value
 from chatbot.premise import PremiseConflict, premise_conflicts
 from chatbot.query import Query, analyse_question
-from chatbot.question_intent import answers_question_type
+from chatbot.question_intent import addresses_focus, answers_question_type
 from chatbot.retrieval import DocInfo, HybridRetriever, require_index
 from chatbot.schemas import (
     Answer, AnswerEvent, Citation, DraftEvent, ErrorEvent, Evidence, RetrievedChunk, Source, SourcesEvent,
     StreamEvent, Turn,
 )
 from chatbot.translation_safety import protect_for_translation, restore_translation, translation_keeps_facts
-from chatbot.verification import Passage, Verification, verify_citations
+from chatbot.verification import Passage, Verification, question_names_grounded, verify_citations
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,8 @@ class ChatService:
             timings["generate"] = _ms(t_g)
 
             t_v = time.perf_counter()
-            check = self._verify("".join(pieces), passages, query)
+            known = " ".join(sc.chunk.text for sc in retrieved.chunks)
+            check = self._verify("".join(pieces), passages, query, known)
             # A question whose number the documents state differently about the same thing gets that number:
             # an answer that does not state it has not corrected the premise.
             if conflicts and (check.refused or not _states_any(check.answer, conflicts)):
@@ -339,14 +340,17 @@ class ChatService:
         self.cache.put(key, sources, answer)
         yield AnswerEvent(answer=answer)
 
-    def _verify(self, draft: str, passages: list[Passage], query: Query) -> Verification:
-        """The draft's verified sentences; beside the point (a number was asked for and none was given) counts
-        as unsupported."""
+    def _verify(self, draft: str, passages: list[Passage], query: Query, known: str = "") -> Verification:
+        """The draft's verified sentences. An answer beside the point counts as unsupported: a number was asked
+        for and none was given, it speaks of something other than what the question asks about, or its sources
+        do not mention the name the question asks about (`known`: the retrieved text, where names are looked up)."""
         s = self.settings
         check = verify_citations(draft, passages, query, self.similarity, min_lexical=s.min_lexical_support,
                                  min_similarity=s.min_semantic_support,
                                  min_similarity_cross=s.min_semantic_support_cross)
-        if not check.refused and not answers_question_type(query, check.answer):
+        if not check.refused and not (answers_question_type(query, check.answer) and addresses_focus(
+                query, check.answer, [p.shown for p in check.passages], self.similarity)
+                and question_names_grounded(query, check.answer, check.passages, known)):
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         return check
@@ -394,7 +398,7 @@ class ChatService:
 
 def _passage(n: int, e: Evidence) -> Passage:
     return Passage(n, e.doc_id, e.start, e.end, e.text, e.score, e.context_start, e.context_end, e.context_text,
-                   e.prompt_text, e.head_start, e.head_end, e.head_text)
+                   e.prompt_text, e.head_start, e.head_end, e.head_text, list(e.clauses))
 
 
 def _states_any(answer: str, conflicts: list[PremiseConflict]) -> bool:

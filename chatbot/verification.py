@@ -24,7 +24,7 @@ import numpy as np
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer
-from chatbot.names import names_in
+from chatbot.names import name_runs, names_in
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
 from chatbot.query import Query, as_query
 from chatbot.refusal_detection import is_refusal
@@ -48,6 +48,7 @@ class Passage:
     head_start: int | None = None  # the subject prefixed in prompt_text, if any
     head_end: int | None = None
     head_text: str = ""
+    clauses: list[tuple[int, int]] = field(default_factory=list)  # the clauses start..end is made of
 
     @property
     def shown(self) -> str:
@@ -166,6 +167,10 @@ def lexical_coverage(claim: str, passage: str) -> float:
     return len(words & set(tokenize(passage))) / len(words)
 
 
+def _coverage(words: set[str], passage: str) -> float:
+    return len(words & set(tokenize(passage))) / len(words) if words else 0.0
+
+
 def restates(claim: str, question: str | Query) -> bool:
     """Every content word, number and name of the claim is already in the question: nothing was answered.
     A yes/no or either-or question is answered by words it already contains."""
@@ -253,7 +258,11 @@ def verify_citations(
             return True, "", 1.0  # a bare "49." or "Lin Mei.": its facts were found in the passage
         if restates(claim.text, query):
             return False, "restates the question without answering it", 0.0
-        lex = max(lexical_coverage(claim.text, t) for t in texts)
+        # The question's own words, repeated, need no support: what the claim adds does.
+        new = content_words(claim.text) - set(query.tokens)
+        if not new and has_checkable_fact(claim.text):
+            return True, "", 1.0
+        lex = max(_coverage(new, t) for t in texts) if new else 0.0
         sim = max(float(sims[i, col[n]]) for n in ns)
         english = detect_language(claim.text) == "en"
         # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
@@ -310,8 +319,10 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
 
 
 def cited_spans(claim: str, p: Passage, query: Query) -> list[Passage]:
-    """The span(s) to cite for a claim supported by passage p: its clause, widened to the sentence's subject
-    when the claim states a name or number found only in the subject."""
+    """The span(s) to cite for a claim supported by passage p: the fewest consecutive clauses of p that hold the
+    claim's names and numbers (or, without any, the clause sharing most of its words), widened to the sentence's
+    subject when the claim states a name or number found only there."""
+    p = _narrow(claim, p)
     if p.head_start is None or p.head_end is None or not p.head_text:
         return [p]
     head_facts = [n for n in names_in(claim) if _has_word(p.head_text, n) and not _has_word(p.text, n)]
@@ -321,14 +332,62 @@ def cited_spans(claim: str, p: Passage, query: Query) -> list[Passage]:
                    if any(same_value(q.value, v) for v in head_values)
                    and not any(same_value(q.value, v) for v in clause_values)]
     if not head_facts:
-        return [p]
-    head = replace(p, start=p.head_start, end=p.head_end, text=p.head_text, prompt_text="", head_start=None,
-                   head_end=None, head_text="")
+        return [_plain(p)]
+    head = replace(_plain(p), start=p.head_start, end=p.head_end, text=p.head_text)
     if p.end - p.head_start <= MAX_CONTIGUOUS_CITATION and p.context_start is not None and p.context_text:
         wide = p.context_text[p.head_start - p.context_start : p.end - p.context_start]
-        return [replace(p, start=p.head_start, text=wide, prompt_text="", head_start=None, head_end=None,
-                        head_text="")]
-    return [head, replace(p, prompt_text="", head_start=None, head_end=None, head_text="")]
+        return [replace(_plain(p), start=p.head_start, text=wide)]
+    return [head, _plain(p)]
+
+
+def _plain(p: Passage) -> Passage:
+    return replace(p, prompt_text="", head_start=None, head_end=None, head_text="", clauses=[])
+
+
+def _narrow(claim: str, p: Passage) -> Passage:
+    """p cut down to the clauses that hold the claim's facts."""
+    if len(p.clauses) < 2:
+        return p
+    texts = [p.text[s - p.start : e - p.start] for s, e in p.clauses]
+    names = names_in(claim)
+    values = [q.value for q in extract_quantities(claim)]
+
+    def facts(text: str) -> set[str]:
+        found = {n for n in names if _has_word(text, n)}
+        found |= {f"#{v}" for v in values if any(same_value(v, q.value) for q in extract_quantities(text))}
+        return found
+
+    per_clause = [facts(t) for t in texts]
+    wanted = set().union(*per_clause)
+    if wanted:
+        runs = [(j - i, i, j) for i in range(len(texts)) for j in range(i, len(texts))
+                if set().union(*per_clause[i : j + 1]) >= wanted]
+        _, lo, hi = min(runs)
+    else:
+        words = content_words(claim)
+        overlap = [len(words & set(tokenize(t))) for t in texts]
+        lo = hi = max(range(len(texts)), key=lambda i: (overlap[i], -i))
+    start, end = p.clauses[lo][0], p.clauses[hi][1]
+    if (start, end) == (p.start, p.end):
+        return p
+    head = p.head_start is not None and p.head_end is not None and start >= p.head_end
+    return replace(p, start=start, end=end, text=p.text[start - p.start : end - p.start],
+                   clauses=p.clauses[lo : hi + 1], head_start=p.head_start if head else None,
+                   head_end=p.head_end if head else None, head_text=p.head_text if head else "")
+
+
+def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str) -> bool:
+    """Every name the question asks about that the documents contain is in the sentences the answer cites: an
+    answer about someone else ("He Qing said …" to "What did Cheng Peng say?") does not answer it. A name the
+    answer explicitly denies ("He Qing, not Cheng Peng, …") is a correction, not a change of subject."""
+    contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
+    for run in name_runs(query.text):
+        if not _has_word(known, run) or _has_word(contexts, run):
+            continue
+        if NEGATION.search(answer) and _has_word(answer, run):
+            continue
+        return False
+    return True
 
 
 def _has_word(text: str, word: str) -> bool:

@@ -275,8 +275,43 @@ def test_the_head_is_the_subject_after_any_leading_phrase():
     assert head("The Airport Group is building an intelligent hub, covering three business lines.") == \
         "The Airport Group"
     assert head("In recent years, the Water Board has replaced its pipes, cutting losses.") == "the Water Board"
-    assert head("At the forum, Lin Mei, the chief engineer, said that losses fell.") == "Lin Mei"
+    # A name before an appositive may be one of several people the sentence lists: no subject is guessed.
+    assert head("At the forum, Lin Mei, the chief engineer, and Tom Wu, her deputy, said that losses fell.") is None
     assert head("Acme Robotics uses sensors from two suppliers, and builds 40 robots a day.") == "Acme Robotics"
     assert head("东岸水厂位于城市东部，于2021年建成投产，每天的处理能力为40万立方米。") == "东岸水厂位于城市东部"
     assert head("The renovation cost 14 million dollars, and added a wing.") is None  # a subject has no number
     assert head("The plant uses reverse osmosis and is powered by wind, which supplies a third.") == "The plant"
+
+
+def test_an_answer_about_something_else_than_the_question_asks_is_not_an_answer():
+    from chatbot.question_intent import addresses_focus
+
+    q = analyse_question("Which two goals did the director name?")
+    assert not addresses_focus(q, "Lin Mei and Tom Wu opened the plant [1].", ["Lin Mei … opened the plant in 2021"])
+    assert addresses_focus(analyse_question("Which districts joined the programme?"),
+                           "Five districts joined it [1].", ["Five districts joined the programme"])
+    # A singular "which <noun>" is answered by naming someone, whatever the noun ("brokerage", "carmaker").
+    assert addresses_focus(analyse_question("Which brokerage was first to finish the filing?"),
+                           "Harbor Securities was first [1].", ["Harbor Securities … became the first to finish"])
+
+    def sim(a, b):  # "people" and "volunteers" are close; "people" and "companies" are not
+        close = {("people", "volunteers"): 0.5, ("people", "companies"): 0.2}
+        return np.array([[close.get((q, x.split()[0]), 0.0) for x in b] for q in a])
+
+    how_many = analyse_question("How many people keep the railway running?")
+    assert addresses_focus(how_many, "About 260 volunteers run it [1].", ["run by about 260 volunteers"], sim)
+    assert not addresses_focus(how_many, "49 companies run it [1].", ["composed of 49 companies"], sim)
+
+
+def test_an_answer_whose_sources_never_mention_the_person_asked_about_is_not_an_answer():
+    from chatbot.verification import question_names_grounded
+
+    known = "Lin Mei, the chief engineer, and Tom Wu attended. At the forum, Lin Mei said losses fell."
+    forum = Passage(1, "d", 60, 90, "Lin Mei said losses fell", context_text="At the forum, Lin Mei said losses fell.")
+    q = analyse_question("What did Tom Wu say at the forum?")
+    assert not question_names_grounded(q, "Lin Mei said losses fell [1].", [forum], known)
+    assert question_names_grounded(analyse_question("What did Lin Mei say at the forum?"), "Losses fell [1].",
+                                   [forum], known)
+    assert question_names_grounded(q, "It was Lin Mei, not Tom Wu, who said losses fell [1].", [forum], known)
+    # A name the documents never mention cannot be checked here (the model's refusal or the verifier decides).
+    assert question_names_grounded(analyse_question("What did Ann Lee say?"), "Losses fell [1].", [forum], known)

@@ -100,7 +100,9 @@ def test_stream_events_come_in_order_and_the_answer_replaces_the_drafts(service_
     draft = "".join(e.delta for e in events if e.type == "draft")
     assert f"[{n}]" in draft  # the draft numbers sources as the prompt did
     answer = events[-1].answer
-    assert answer.answer.endswith("[1].") and answer.citations[0].text == sources.sources[n - 1].text
+    cited, shown = answer.citations[0], sources.sources[n - 1]
+    assert answer.answer.endswith("[1].") and cited.doc_id == shown.doc_id
+    assert shown.start <= cited.start < cited.end <= shown.end  # the clause of the source it came from
     assert answer.citations[0].outlet == "Coin World" and answer.citations[0].date == "2024-07-06"
 
 

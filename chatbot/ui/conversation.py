@@ -52,17 +52,24 @@ class DocSummary(BaseModel):
 
 
 class CitedPassage(BaseModel):
-    """A citation with the document text around it: `span` is exactly document_text[start:end]."""
+    """A citation with the document text around it: `span` is exactly document_text[start:end]; a cited clause
+    sits inside its sentence (`sentence_before` + span + `sentence_after`), empty for a whole-sentence citation."""
 
     n: int
     doc: DocSummary
     start: int
     end: int
     before: str
+    sentence_before: str = ""
     span: str
+    sentence_after: str = ""
     after: str
     clipped_before: bool = False
     clipped_after: bool = False
+
+    @property
+    def sentence(self) -> str:
+        return self.sentence_before + self.span + self.sentence_after
 
 
 class NearbyPassage(BaseModel):
@@ -140,6 +147,13 @@ def passage_around(text: str, start: int, end: int, margin: int = CONTEXT_CHARS)
     return text[a:start], text[start:end], text[end:b], a > 0, b < len(text)
 
 
+def sentence_bounds(start: int, end: int, context_start: int | None, context_end: int | None) -> tuple[int, int]:
+    """The sentence a cited span belongs to: its context when that encloses it, else the span itself."""
+    if context_start is None or context_end is None or not context_start <= start <= end <= context_end:
+        return start, end
+    return context_start, context_end
+
+
 def cited_passages(answer: Answer, library: Library) -> list[CitedPassage]:
     docs = {d.doc_id: d for d in library.documents()}
     out: list[CitedPassage] = []
@@ -147,11 +161,14 @@ def cited_passages(answer: Answer, library: Library) -> list[CitedPassage]:
     for c in answer.citations:
         if c.doc_id not in texts:
             texts[c.doc_id] = library.document_text(c.doc_id)
-        before, span, after, cb, ca = passage_around(texts[c.doc_id], c.start, c.end)
+        text = texts[c.doc_id]
+        s_start, s_end = sentence_bounds(c.start, c.end, c.context_start, c.context_end)
+        before, _, after, cb, ca = passage_around(text, s_start, s_end)
         doc = summary(docs[c.doc_id]) if c.doc_id in docs else DocSummary(
             doc_id=c.doc_id, title=c.title, source=c.source, outlet=c.outlet, date=c.date)
-        out.append(CitedPassage(n=c.n, doc=doc, start=c.start, end=c.end, before=before, span=span, after=after,
-                                clipped_before=cb, clipped_after=ca))
+        out.append(CitedPassage(n=c.n, doc=doc, start=c.start, end=c.end, before=before,
+                                sentence_before=text[s_start:c.start], span=text[c.start:c.end],
+                                sentence_after=text[c.end:s_end], after=after, clipped_before=cb, clipped_after=ca))
     return out
 
 

@@ -29,7 +29,8 @@ FEEDBACK_SETTINGS = ("llm_backend", "llm_model", "embed_model", "multilingual_em
                      "relevance_min_word_share", "min_lexical_support", "min_semantic_support",
                      "min_semantic_support_cross", "max_answer_tokens", "chunk_chars")
 
-ReaderState = tuple[str, int, int] | None  # the open document: (doc_id, start, end) of its highlighted span
+# The open document: doc_id, the highlighted span's start and end, and its sentence's start and end.
+ReaderState = tuple[str, int, int, int, int] | None
 
 
 def feedback_settings(settings: Settings, llm_name: str = "") -> dict[str, Any]:
@@ -139,7 +140,9 @@ class ChatHandlers:
     def open_document(self, lang: str, evt: gr.EventData) -> tuple[ReaderState, str]:
         data = evt._data or {}
         try:
-            opened: ReaderState = (str(data["doc_id"]), int(data["start"]), int(data["end"]))
+            start, end = int(data["start"]), int(data["end"])
+            opened: ReaderState = (str(data["doc_id"]), start, end, int(data.get("sentence_start", start)),
+                                   int(data.get("sentence_end", end)))
         except (KeyError, TypeError, ValueError):
             return None, render_reader(lang)
         return opened, self.reader(lang, opened)
@@ -147,14 +150,16 @@ class ChatHandlers:
     def reader(self, lang: str, opened: ReaderState) -> str:
         if opened is None:
             return render_reader(lang)
-        doc_id, start, end = opened
+        doc_id, start, end, s_start, s_end = opened
         try:
             service = self.state.service
             doc, text = service.document(doc_id), service.document_text(doc_id)
         except ChatbotError as exc:
             return render_reader(lang, DocSummary(doc_id=doc_id, title=str(exc)))
         start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
-        return render_reader(lang, summary(doc), text, start, max(start, end))
+        end = max(start, end)
+        sentence = (s_start, s_end) if 0 <= s_start <= start <= end <= s_end <= len(text) else None
+        return render_reader(lang, summary(doc), text, start, end, sentence)
 
     def documents(self, lang: str) -> str:
         try:

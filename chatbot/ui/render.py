@@ -21,7 +21,8 @@ QUESTION_SHOWN = 280  # characters of a question shown in its bubble (a 10,000-c
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of an answer: plain text, or a citation marker [n] (`cited` is its sentence, None if unknown)."""
+    """A piece of an answer: plain text, or a citation marker [n] (`cited` is the sentence it cites, None if
+    unknown)."""
 
     text: str
     n: int | None = None
@@ -30,7 +31,7 @@ class Segment:
 
 def answer_segments(text: str, citations: Sequence[CitedPassage] = ()) -> list[Segment]:
     """Split an answer at its [n] markers ("[1, 2]" gives two); a marker knows the sentence it cites."""
-    by_n = {c.n: c.span for c in citations}
+    by_n = {c.n: c.sentence for c in citations}
     out: list[Segment] = []
     pos = 0
     for m in MARKER.finditer(text):
@@ -142,10 +143,13 @@ def render_conversation(conversation: Conversation, lang: str) -> str:
                    busy=conversation.busy)
 
 
-def render_reader(lang: str, doc: DocSummary | None = None, text: str = "", start: int = 0, end: int = 0) -> str:
-    """The reader panel: a whole document with the span start:end highlighted, or a hint when none is open."""
-    return _render("reader.html", lang=lang, doc=doc, before=text[:start], span=text[start:end], after=text[end:],
-                   start=start, end=end)
+def render_reader(lang: str, doc: DocSummary | None = None, text: str = "", start: int = 0, end: int = 0,
+                  sentence: tuple[int, int] | None = None) -> str:
+    """The reader panel: a whole document with the span start:end highlighted (inside its sentence, when that is
+    given), or a hint when no document is open."""
+    s_start, s_end = sentence or (start, end)
+    return _render("reader.html", lang=lang, doc=doc, before=text[:s_start], sentence_before=text[s_start:start],
+                   span=text[start:end], sentence_after=text[end:s_end], after=text[s_end:], start=start, end=end)
 
 
 def render_documents(lang: str, documents: Sequence[object] | None, message: str = "") -> str:

@@ -80,7 +80,9 @@ def test_chat_in_the_browser(browser, served, artifacts: Path) -> None:  # noqa:
         int(card.get_attribute("data-end"))
     text = document_text(served, doc_id)
     assert card.locator("mark").text_content() == text[start:end]
-    assert cite.get_attribute("data-tip") == text[start:end]
+    sentence = card.locator(".cb-sentence").text_content()  # a cited clause is shown inside its sentence
+    assert text[start:end] in sentence and sentence in text
+    assert cite.get_attribute("data-tip") == sentence
     page.screenshot(path=str(artifacts / "chat-answer.png"))
 
     # "Open document" shows the whole document, scrolled to the same highlighted span.

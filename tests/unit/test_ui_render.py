@@ -174,6 +174,23 @@ def test_verified_answer_replaces_the_draft_with_clickable_citations_and_highlig
     assert len(body.select(".cb-rate")) == 2  # thumbs up and down
 
 
+def test_a_cited_clause_is_marked_inside_its_sentence() -> None:
+    clause = span_of("China Taiping built 1.05 million data instructions")
+    cited = citation(1, clause).model_copy(update={"context_start": TAIPING[0], "context_end": TAIPING[1]})
+    conversation, turn = turn_through(stream(AnswerEvent(answer=answered("Taiping built them [1].", [cited]))))
+    card = soup(render_conversation(conversation, "en")).select_one(".cb-source")
+    assert card.select_one("mark").get_text() == TEXT[slice(*clause)]
+    assert card.select_one(".cb-sentence").get_text() == TEXT[slice(*TAIPING)]
+    opener = card.select_one("[data-action=open_doc]")
+    assert (int(opener["data-sentence-start"]), int(opener["data-sentence-end"])) == TAIPING
+    tip = soup(render_conversation(conversation, "en")).select_one(".cb-cite")["data-tip"]
+    assert tip == TEXT[slice(*TAIPING)]  # hovering shows the whole sentence, not a fragment
+    reader = soup(render_reader("en", FakeLibrary().documents()[0], TEXT, *clause, sentence=TAIPING))  # type: ignore[arg-type]
+    assert reader.select_one("mark.cb-doc-hl").get_text() == TEXT[slice(*clause)]
+    assert reader.select_one(".cb-sentence").get_text() == TEXT[slice(*TAIPING)]
+    assert reader.select_one(".cb-reader-body").get_text() == TEXT
+
+
 def test_removed_sentences_are_visible() -> None:
     answer = answered("Eleven enterprises launched it [1].", [citation(1, LAUNCH)],
                       unsupported=["It was raining.", "Twenty people attended."])

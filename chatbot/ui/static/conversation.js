@@ -38,7 +38,10 @@ element.addEventListener('click', (event) => {
     const box = element.querySelector('textarea[data-turn="' + d.turn + '"]');
     trigger('comment', { turn: d.turn, text: box ? box.value : '' });
   } else if (d.action === 'open_doc') {
-    trigger('open_doc', { doc_id: d.doc, start: Number(d.start), end: Number(d.end) });
+    trigger('open_doc', {
+      doc_id: d.doc, start: Number(d.start), end: Number(d.end),
+      sentence_start: Number(d.sentenceStart ?? d.start), sentence_end: Number(d.sentenceEnd ?? d.end),
+    });
   }
 });
 

@@ -27,8 +27,8 @@ run: setup ## set up, index the corpus (when missing or stale), serve the chat a
 ingest: setup ## index corpus/ into index/
 	$(BIN)/chatbot ingest
 
-browser: ## Debian's Chromium for the browser tests (Playwright drives it; nothing downloads a browser)
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+browser: ## Debian's Chromium and a Chinese font for the browser tests (Playwright drives it; nothing downloads a browser)
+	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-wqy-microhei >/dev/null 2>&1; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
 
 test: setup browser ## set up and run every test (unit, integration with real models, served app in a real browser, eval gate)
 	$(BIN)/python -m pytest tests -q

@@ -125,17 +125,21 @@ def run_case(name: str, corpus: Path, index: Path, embedders: Embedders, questio
     settings = Settings(corpus_dir=corpus, index_dir=index, index_check_s=0, **extra)
     summary = build_index(settings, embedders=embedders, progress=False)
     rate = summary.new_chunks / summary.seconds if summary.seconds else 0.0
+    cpu_rate = summary.new_chunks / summary.cpu_s if summary.cpu_s else 0.0
     t = time.perf_counter()
     again = build_index(settings, embedders=embedders, progress=False)
     reingest = time.perf_counter() - t
     row = {"case": name, "mode": "server" if server else "embedded", "documents": summary.documents,
            "chunks": summary.chunks, "distinct_texts_embedded": summary.embedded_texts,
            "seconds": round(summary.seconds, 2), "chunks_per_s": round(rate, 1),
+           "cpu_seconds": round(summary.cpu_s, 2), "chunks_per_cpu_s": round(cpu_rate, 1),
+           "load_average": round(os.getloadavg()[0], 1),
            "phases_s": {k: round(v, 2) for k, v in summary.phases_s.items()},
            "reingest_unchanged_s": round(reingest, 2), "reingest_changed": again.changed}
     phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases_s"].items())
     print(f"{name:<18} {row['mode']:<8} {summary.chunks:>7} chunks {summary.documents:>6} docs "
-          f"{summary.embedded_texts:>6} texts embedded  {summary.seconds:>7.1f} s  {rate:>7.1f} chunks/s   "
+          f"{summary.embedded_texts:>6} texts embedded  {summary.seconds:>7.1f} s  {rate:>7.1f} chunks/s  "
+          f"({summary.cpu_s:.1f} CPU-s: {cpu_rate:.1f} chunks per CPU-s, load {os.getloadavg()[0]:.1f})  "
           f"[{phases}]  re-ingest {reingest:.2f} s", flush=True)
     if questions:
         r = measure_retrieval(settings, embedders, questions)

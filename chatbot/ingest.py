@@ -12,7 +12,7 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from chatbot.chunking import chunk_document, sentence_id, split_sentences
 from chatbot.config import Settings
 from chatbot.corpus import load_corpus
-from chatbot.embeddings import Embedders, embedder_names, load_embedders
+from chatbot.embeddings import Embedder, Embedders, embedder_names, load_embedders
 from chatbot.errors import ChatbotError
 from chatbot.schemas import Chunk, Document, Sentence
 from chatbot.snapshot import (  # noqa: F401 - CATALOG, KEYWORD, SENTENCES, TEXTS and text_path are re-exported
@@ -62,6 +62,7 @@ class IngestSummary:
     seconds: float = 0.0
     model_load_s: float = 0.0  # part of seconds spent loading the embedders
     phases_s: dict[str, float] = field(default_factory=dict)  # read, embed, write, commit (+ local copy), clean
+    cpu_s: float = 0.0  # processor time of this process (all its threads), embedder loading excluded
 
     @property
     def changed(self) -> bool:
@@ -162,6 +163,7 @@ def build_index(
 
 def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, progress: bool) -> IngestSummary:
     t0 = time.perf_counter()
+    c0 = time.process_time()
     index_dir = settings.index_dir
     scan = load_corpus(corpus_dir, max_file_mb=settings.max_file_mb)
     summary = IngestSummary(documents=len(scan.documents), skipped=scan.skipped, notes=scan.notes)
@@ -192,6 +194,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             save_local(index_dir, build_snapshot(index, committed))
         summary.chunks = sum(int(e["chunks"]) for e in committed["documents"].values())
         summary.seconds = time.perf_counter() - t0
+        summary.cpu_s = time.process_time() - c0
         return summary
 
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -201,9 +204,10 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     summary.reused = sorted(set(planned) - {p.doc.doc_id for p in embed})
     if embed:
         if embedders is None:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             embedders = load_embedders(settings)
             summary.model_load_s = time.perf_counter() - t
+            c0 += time.process_time() - c
         _embed_and_store(index, embedders, embed, summary, now, progress, settings.ingest_round_texts)
     summary.new_chunks = sum(len(p.chunks) for p in planned.values())
     t = time.perf_counter()
@@ -238,6 +242,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     phases["clean"] = time.perf_counter() - t
     summary.chunks = len(snap.chunks)
     summary.seconds = time.perf_counter() - t0
+    summary.cpu_s = time.process_time() - c0
     return summary
 
 
@@ -292,7 +297,7 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
             todo = [t for t in texts if t not in vecs]
             if todo:
                 t0 = time.perf_counter()
-                vecs.update(zip(todo, embedders.by_name[name].embed_documents(todo)))
+                vecs.update(zip(todo, _bulk(embedders.by_name[name])(todo)))
                 summary.phases_s[f"embed_{name}"] = summary.phases_s.get(f"embed_{name}", 0.0) + time.perf_counter() - t0
                 summary.embedded_texts += len(todo) if name == names[0] else 0
         t0 = time.perf_counter()
@@ -313,6 +318,11 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
         summary.phases_s["write"] = summary.phases_s.get("write", 0.0) + time.perf_counter() - t0
         bar.update(len(chunks))
     bar.close()
+
+
+def _bulk(embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
+    """The embedder's batch entry point when it has one (see SentenceTransformerEmbedder.embed_bulk)."""
+    return getattr(embedder, "embed_bulk", embedder.embed_documents)
 
 
 def _dim(embedders: Embedders, name: str) -> int:

@@ -303,7 +303,6 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
         t0 = time.perf_counter()
         chunks = [c for p in batch for c in p.chunks]
         hashes = [p.doc.content_hash for p in batch for _ in p.chunks]
-        extra = [{"title": p.doc.title, "source": p.doc.source} for p in batch for _ in p.chunks]
         keys = [(p.doc.doc_id, p.doc.content_hash) for p in batch for _ in p.sentences]
         spans = [(s.start, s.end) for p in batch for s in p.sentences]
         sent_texts = [p.doc.text[s.start : s.end] for p in batch for s in p.sentences]
@@ -311,7 +310,7 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
         for name in names:
             vecs = cache[name]
             dim = _dim(embedders, name)
-            index.chunks[name].upsert_chunks(chunks, _stack([vecs[c.text] for c in chunks], dim), hashes, extra)
+            index.chunks[name].upsert_chunks(chunks, _stack([vecs[c.text] for c in chunks], dim), hashes)
             index.sentences[name].upsert_sentences(ids, keys, spans, _stack([vecs[t] for t in sent_texts], dim))
         index.documents.upsert_documents([p.doc.text for p in batch],
                                          [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])

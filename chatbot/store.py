@@ -123,12 +123,12 @@ class _Collection:
 class ChromaStore(_Collection):
     """Chunks and their vectors for one embedder (cosine space)."""
 
-    def upsert_chunks(self, chunks: list[Chunk], vectors: np.ndarray, hashes: list[str],
-                      extra: list[dict[str, str]]) -> None:
+    def upsert_chunks(self, chunks: list[Chunk], vectors: np.ndarray, hashes: list[str]) -> None:
+        """Titles and sources live in the catalog, not on every chunk (fewer metadata to index)."""
         metas = [
             {"doc_id": c.doc_id, "content_hash": h, "recipe": self.recipe, "start": c.start, "end": c.end,
-             "sentences": json.dumps([[s.start, s.end] for s in c.sentences]), **x}
-            for c, h, x in zip(chunks, hashes, extra)
+             "sentences": json.dumps([[s.start, s.end] for s in c.sentences])}
+            for c, h in zip(chunks, hashes)
         ]
         self._upsert([c.chunk_id for c in chunks], vectors, metas, [c.text for c in chunks])
 

@@ -63,8 +63,10 @@ class Settings(BaseSettings):
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
     evidence_token_budget: int = 340
-    # Evidence unit: "clause" (clauses of the best sentences, each with its sentence's subject) or "sentence"
-    evidence_unit: Literal["clause", "sentence"] = "clause"
+    # Evidence unit: "trimmed" (the best sentences cut to their first clause and the clauses that match the
+    # question), "clause" (windows of clauses, with the sentence's subject) or "sentence" (whole sentences)
+    evidence_unit: Literal["trimmed", "clause", "sentence"] = "trimmed"
+    evidence_trimmed_budget: int = 240  # prompt tokens for evidence_sentences trimmed sentences
     evidence_clauses: int = 4
     evidence_clauses_many: int = 6
     evidence_clause_budget: int = 170  # prompt tokens for evidence_clauses clauses (scaled for more)

@@ -93,6 +93,12 @@ class EvidenceSelector:
             evidence = [Evidence(doc_id=c.doc_id, start=c.start, end=c.end, text=c.text, score=c.score,
                                  context_start=c.start, context_end=c.end, context_text=c.text) for c in picked]
             return sorted(evidence, key=lambda e: (e.doc_id, e.start)), best
+        if s.evidence_unit == "trimmed":
+            limit = limit or (s.evidence_sentences_many if query.several else s.evidence_sentences)
+            top = sorted(candidates, key=lambda c: -c.score)[: s.clause_sentences]
+            clauses = self._score_clauses(query, queries, top, query_vectors)
+            budget = s.evidence_trimmed_budget * limit / s.evidence_sentences
+            return _trimmed(clauses, limit, budget), best
         limit = limit or (s.evidence_clauses_many if query.several else s.evidence_clauses)
         top = sorted(candidates, key=lambda c: -c.score)[: s.clause_sentences]
         clauses = self._score_clauses(query, queries, top, query_vectors)
@@ -288,6 +294,56 @@ def _windows(ranked: list[_ClauseCandidate], limit: int, budget: float) -> list[
             clauses=[(c.start, c.end) for c in w.best.siblings[w.lo : w.hi + 1]],
         ))
     return out
+
+
+TRIM_MARGIN = 0.08  # a clause within this score of its sentence's best clause is kept too
+
+
+def _trimmed(clauses: list[_ClauseCandidate], limit: int, budget: float) -> list[Evidence]:
+    """The best sentences (ranked by their best clause), each cut down to its first clause (the subject and the
+    occasion), its best clauses and the clause before each of them; what is left out is marked "…"."""
+    by_sentence: dict[int, list[_ClauseCandidate]] = {}
+    for c in clauses:
+        by_sentence.setdefault(id(c.sentence), []).append(c)
+    ranked = sorted(by_sentence.values(), key=lambda cs: -max(c.score for c in cs))
+    chosen: list[Evidence] = []
+    for cs in ranked:
+        if len(chosen) >= limit:
+            break
+        top = max(c.score for c in cs)
+        keep = {0}
+        for c in cs:
+            if c.score >= top - TRIM_MARGIN:
+                keep |= {c.index, max(0, c.index - 1)}
+        ev = _trimmed_evidence(cs, sorted(keep))
+        cost = token_estimate(ev.prompt_text)
+        if chosen and cost > budget:
+            continue
+        chosen.append(ev)
+        budget -= cost
+    return sorted(chosen, key=lambda e: (e.doc_id, e.start))
+
+
+def _trimmed_evidence(cs: list[_ClauseCandidate], keep: list[int]) -> Evidence:
+    sent = cs[0].sentence
+    siblings = cs[0].siblings
+    runs: list[list[int]] = []
+    for i in keep:  # consecutive kept clauses are shown as the document writes them, commas included
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = [sent.text[siblings[r[0]].start - sent.start : siblings[r[-1]].end - sent.start] for r in runs]
+    if keep[-1] < len(siblings) - 1:
+        parts.append("")
+    start, end = siblings[keep[0]].start, siblings[keep[-1]].end
+    full = len(keep) == len(siblings)
+    return Evidence(
+        doc_id=sent.doc_id, start=start, end=end, text=sent.text[start - sent.start : end - sent.start],
+        score=max(c.score for c in cs), context_start=sent.start, context_end=sent.end, context_text=sent.text,
+        clauses=[(siblings[i].start, siblings[i].end) for i in keep],
+        shown="" if full else " … ".join(parts).rstrip(),
+    )
 
 
 def _title_like(text: str) -> bool:

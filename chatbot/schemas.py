@@ -54,10 +54,13 @@ class Evidence(BaseModel):
     head_start: int | None = None
     head_end: int | None = None
     head_text: str = ""
-    clauses: list[tuple[int, int]] = Field(default_factory=list)  # the clauses start..end is made of
+    clauses: list[tuple[int, int]] = Field(default_factory=list)  # the clauses shown, within start..end
+    shown: str = ""  # what the prompt shows when it is not `text` (clauses left out are marked "…")
 
     @property
     def prompt_text(self) -> str:
+        if self.shown:
+            return self.shown
         return f"{self.head_text} … {self.text}" if self.head_text else self.text
 
 

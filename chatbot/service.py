@@ -30,7 +30,9 @@ from chatbot.schemas import (
     Answer, AnswerEvent, Citation, DraftEvent, ErrorEvent, Evidence, RetrievedChunk, Source, SourcesEvent,
     StreamEvent, Turn,
 )
-from chatbot.translation_safety import protect_for_translation, restore_translation, translation_keeps_facts
+from chatbot.translation_safety import (
+    protect_for_translation, restore_translation, translation_keeps_facts, untranslated_words,
+)
 from chatbot.verification import Passage, Verification, question_names_grounded, verify_citations
 
 log = logging.getLogger(__name__)
@@ -327,7 +329,17 @@ class ChatService:
                 yield AnswerEvent(answer=answer)
                 return
             text = check.answer
-            if language == "zh" and detect_language(text) == "en":
+            if language == "zh" and detect_language(text) == "zh" and untranslated_words(
+                    text, [p.context_text or p.text for p in passages]):
+                # A half-translated Chinese answer ("上海 Electric"): answer in English and translate that, with
+                # names and numbers protected; keep the verified Chinese answer if that fails.
+                t_t = time.perf_counter()
+                english = self._english_answer(messages, passages, query, known)
+                translated = self.to_chinese(english.answer) if english is not None else None
+                if english is not None and translated:
+                    check, text = english, translated
+                timings["translate_answer"] = _ms(t_t)
+            elif language == "zh" and detect_language(text) == "en":
                 t_t = time.perf_counter()
                 text = self.to_chinese(check.answer) or check.answer
                 timings["translate_answer"] = _ms(t_t)
@@ -355,6 +367,14 @@ class ChatService:
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         return check
 
+    def _english_answer(self, messages: list[dict[str, str]], passages: list[Passage], query: Query,
+                        known: str) -> Verification | None:
+        """The same prompt answered in English, verified; None when that answer is not verified either."""
+        english = [*messages[:-1], {"role": "user", "content": messages[-1]["content"] + "\n(Answer in English.)"}]
+        draft = "".join(self.llm.stream(english, max_tokens=self.settings.max_answer_tokens))
+        check = self._verify(draft, passages, query, known)
+        return None if check.refused or detect_language(check.answer) != "en" else check
+
     def _version(self) -> str:
         """What a cached answer depends on besides the question: settings, model, prompts, and the index."""
         r = self.retriever
@@ -371,8 +391,16 @@ class ChatService:
         if language == "zh" and re.search(r"[A-Za-z]", stated):
             values = extract_quantities(stated)
             stated = chinese_number(values[0]) if values else stated
-        text = prompts.premise_correction(language, conflict.asked, stated, p.text)
-        cited = Passage(1, p.doc_id, p.start, p.end, p.text, p.score, p.context_start, p.context_end, p.context_text)
+        start, end = p.start, p.end
+        values = [q.value for q in extract_quantities(conflict.stated)]
+        for c_start, c_end in p.clauses:  # the clause that states the documents' number
+            clause = p.text[c_start - p.start : c_end - p.start]
+            if any(same_value(q.value, v) for q in extract_quantities(clause) for v in values):
+                start, end = c_start, c_end
+                break
+        quote = p.text[start - p.start : end - p.start]
+        text = prompts.premise_correction(language, conflict.asked, stated, quote)
+        cited = Passage(1, p.doc_id, start, end, quote, p.score, p.context_start, p.context_end, p.context_text)
         return Verification(answer=text, passages=[cited], unsupported=check.unsupported)
 
     def _citation(self, p: Passage) -> Citation:
@@ -398,7 +426,8 @@ class ChatService:
 
 def _passage(n: int, e: Evidence) -> Passage:
     return Passage(n, e.doc_id, e.start, e.end, e.text, e.score, e.context_start, e.context_end, e.context_text,
-                   e.prompt_text, e.head_start, e.head_end, e.head_text, list(e.clauses))
+                   e.prompt_text if e.prompt_text != e.text else "", e.head_start, e.head_end, e.head_text,
+                   list(e.clauses))
 
 
 def _states_any(answer: str, conflicts: list[PremiseConflict]) -> bool:

@@ -94,3 +94,23 @@ def translation_keeps_facts(answer: str, translated: str, common_words: frozense
                    for t in theirs):
             return False
     return names_preserved(answer, translated, common_words)
+
+
+_LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z0-9+&'’\-]*(?:\s+[A-Za-z][A-Za-z0-9+&'’\-]*)*")
+_QUOTED = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")
+
+
+def untranslated_words(chinese: str, sources: list[str]) -> list[str]:
+    """English left in a Chinese answer that is not a name or quoted term of the sources ("上海 Electric",
+    "智能 cockpit"): the model translated only part of the sentence."""
+    allowed: set[str] = set()
+    for text in sources:
+        allowed |= {run.lower() for run in name_runs(text)}
+        allowed |= {m.group(1).strip().lower() for m in _QUOTED.finditer(text)}
+    bad = []
+    for m in _LATIN_RUN.finditer(strip_markers(chinese)):
+        run = m.group(0).strip()
+        if run.isupper() or run.lower() in allowed:  # an acronym, a whole name, a quoted term
+            continue
+        bad.append(run)
+    return bad

@@ -197,9 +197,12 @@ def repair_chinese_numbers(claim: str, passages: list[str]) -> str:
         fix = None
         same = [p for p in found if same_value(p.value, q.value)]
         if same:
+            number = claim[q.start : q.end]
+            if re.search(r"[A-Za-z]", number):  # "1.05 million" left in English: 105万
+                number = chinese_number(q)
+                fix = number
             qualified = {p.qualifier for p in same if p.qualifier in ("gt", "lt")}
             if q.qualifier is None and len(qualified) == 1 and len({p.qualifier for p in same}) == 1:
-                number = claim[q.start : q.end]
                 fix = f"{number}以上" if qualified == {"gt"} else f"不到{number}"
         else:
             digits = re.sub(r"[^\d.]", "", claim[q.start : q.end])
@@ -268,8 +271,10 @@ def verify_citations(
         # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
         same_language = all(detect_language(t) == detect_language(claim.text) for t in texts)
         floor = min_similarity if same_language else min_similarity_cross
-        if (english and lex >= min_lexical) or sim >= floor:
-            return True, "", sim + (lex if english else 0.0)
+        # English words left in a Chinese sentence can be checked word by word too.
+        lexical = english or len(new) >= 3
+        if (lexical and lex >= min_lexical) or sim >= floor:
+            return True, "", sim + (lex if lexical else 0.0)
         return False, f"meaning not supported (word coverage {lex:.2f}, similarity {sim:.2f})", 0.0
 
     verified: list[VerifiedSentence] = []
@@ -320,11 +325,15 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
 
 def cited_spans(claim: str, p: Passage, query: Query) -> list[Passage]:
     """The span(s) to cite for a claim supported by passage p: the fewest consecutive clauses of p that hold the
-    claim's names and numbers (or, without any, the clause sharing most of its words), widened to the sentence's
-    subject when the claim states a name or number found only there."""
-    p = _narrow(claim, p)
+    claim's own names and numbers (names the question gave are the user's words), or, without any, the clause
+    sharing most of its words; clauses far apart are cited separately. A claim that needs the sentence's subject
+    (shown before a clause) cites it too."""
+    spans = _narrow(claim, p, query)
+    if len(spans) > 1:
+        return [_plain(x) for x in spans]
+    p = spans[0]
     if p.head_start is None or p.head_end is None or not p.head_text:
-        return [p]
+        return [_plain(p)]
     head_facts = [n for n in names_in(claim) if _has_word(p.head_text, n) and not _has_word(p.text, n)]
     head_values = [q.value for q in extract_quantities(p.head_text)]
     clause_values = [q.value for q in extract_quantities(p.text)]
@@ -344,13 +353,15 @@ def _plain(p: Passage) -> Passage:
     return replace(p, prompt_text="", head_start=None, head_end=None, head_text="", clauses=[])
 
 
-def _narrow(claim: str, p: Passage) -> Passage:
-    """p cut down to the clauses that hold the claim's facts."""
+def _narrow(claim: str, p: Passage, query: Query) -> list[Passage]:
+    """p cut down to the clauses that hold the claim's facts (one span, or one per clause when far apart)."""
     if len(p.clauses) < 2:
-        return p
+        return [p]
     texts = [p.text[s - p.start : e - p.start] for s, e in p.clauses]
-    names = names_in(claim)
-    values = [q.value for q in extract_quantities(claim)]
+    asked = query.text
+    names = [n for n in names_in(claim) if not _has_word(asked, n)]
+    values = [q.value for q in extract_quantities(claim)
+              if not any(same_value(q.value, v.value) for v in query.quantities)]
 
     def facts(text: str) -> set[str]:
         found = {n for n in names if _has_word(text, n)}
@@ -360,13 +371,25 @@ def _narrow(claim: str, p: Passage) -> Passage:
     per_clause = [facts(t) for t in texts]
     wanted = set().union(*per_clause)
     if wanted:
-        runs = [(j - i, i, j) for i in range(len(texts)) for j in range(i, len(texts))
+        runs = [(p.clauses[j][1] - p.clauses[i][0], i, j) for i in range(len(texts)) for j in range(i, len(texts))
                 if set().union(*per_clause[i : j + 1]) >= wanted]
-        _, lo, hi = min(runs)
+        length, lo, hi = min(runs)
+        if length > MAX_CONTIGUOUS_CITATION and hi > lo:
+            picked: list[int] = []
+            left = set(wanted)
+            while left:  # the fewest clauses that hold every fact, each cited on its own
+                i = max(range(lo, hi + 1), key=lambda k: (len(per_clause[k] & left), -k))
+                picked.append(i)
+                left -= per_clause[i]
+            return [_clause_span(p, i, i) for i in sorted(picked)]
     else:
         words = content_words(claim)
         overlap = [len(words & set(tokenize(t))) for t in texts]
         lo = hi = max(range(len(texts)), key=lambda i: (overlap[i], -i))
+    return [_clause_span(p, lo, hi)]
+
+
+def _clause_span(p: Passage, lo: int, hi: int) -> Passage:
     start, end = p.clauses[lo][0], p.clauses[hi][1]
     if (start, end) == (p.start, p.end):
         return p

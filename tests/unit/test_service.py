@@ -238,8 +238,10 @@ def test_the_citation_is_the_clause_inside_its_sentence(service_factory):
     c = cited[0]
     assert doc[c.start : c.end] == c.text
     assert c.context_start <= c.start < c.end <= c.context_end and c.context_end - c.context_start > 400
-    # The prompt shows the clause with its sentence's subject, so the model knows whose positions they are.
-    assert "China Taiping Insurance … constructing 11 Taiping digital labor positions" in llm.prompts[0][-1]["content"]
+    # The prompt shows the sentence cut to its subject and the clauses that match the question.
+    prompt = llm.prompts[0][-1]["content"]
+    assert "China Taiping Insurance is building" in prompt and "constructing 11 Taiping digital labor positions" in prompt
+    assert "… constructing 11" in prompt or "benchmarks, constructing 11" in prompt
 
 
 def test_a_false_premise_is_corrected_with_the_clause_that_states_the_number(service_factory):
@@ -307,3 +309,19 @@ def test_a_repeated_question_is_answered_from_the_cache_as_a_stream(service_fact
     service.rewriter = ScriptedLLM("How many municipal state-owned enterprises jointly launched the initiative?")
     list(service.ask_stream(question, history=[{"role": "user", "content": "Who launched it?"}]))
     assert len(llm.prompts) == 2
+
+
+def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_one(service_factory):
+    service, llm, _ = service_factory()
+    english = "How many digital labor positions did China Taiping construct?"
+    service.translator = ScriptedLLM(english)
+    retrieve = service.retriever.retrieve
+    service.retriever.retrieve = lambda question, **kw: retrieve(kw.pop("translation") or question, **kw)
+    evidence = retrieve(english).evidence
+    n = next(i for i, e in enumerate(evidence, 1) if "11 Taiping digital labor positions" in e.text)
+    llm.replies += [f"中国太平构建了11个Taiping digital labor positions[{n}].",
+                    f"Taiping constructed 11 digital labor positions [{n}]."]
+    service.translator.replies.append("N1构建了11个数字劳动岗位[1]。")  # N1: the protected name Taiping
+    a = service.ask("中国太平构建了多少个数字员工岗位？")
+    assert not a.refused and a.answer == "Taiping构建了11个数字劳动岗位[1]。", a
+    assert "(Answer in English.)" in llm.prompts[1][-1]["content"]

@@ -237,8 +237,12 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     t = time.perf_counter()
 
     live = live_versions(catalog)
-    if summary.deleted or summary.updated or summary.interrupted or _has_leftovers(index, catalog):
-        summary.removed_records = sum(c.remove_unlisted(live) for c in [*index.vector_collections(), index.documents])
+    collections = [*index.vector_collections(), index.documents]
+    if not summary.interrupted and (summary.deleted or summary.updated):  # only these documents' old versions
+        replaced = set(summary.deleted) | set(summary.updated)
+        summary.removed_records = sum(c.remove_unlisted(live, replaced) for c in collections)
+    if summary.interrupted or _has_leftovers(index, catalog):  # anything may be left over: look at every record
+        summary.removed_records += sum(c.remove_unlisted(live) for c in collections)
     phases["clean"] = time.perf_counter() - t
     summary.chunks = len(snap.chunks)
     summary.seconds = time.perf_counter() - t0

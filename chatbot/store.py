@@ -112,10 +112,16 @@ class _Collection:
         return meta.get("recipe") == self.recipe and \
             version_key(meta.get("doc_id", ""), meta.get("content_hash", "")) in live_versions
 
-    def remove_unlisted(self, live_versions: set[str]) -> int:
-        """Delete records not of live_versions or made by another recipe; returns how many."""
-        got = self._get(["metadatas"])
-        dead = [i for i, m in zip(got["ids"], got["metadatas"]) if not self._live(m, live_versions)]
+    def remove_unlisted(self, live_versions: set[str], doc_ids: set[str] | None = None) -> int:
+        """Delete records not of live_versions or made by another recipe, looking only at the records of
+        doc_ids when given (a few documents replaced or deleted); returns how many."""
+        if doc_ids is None:
+            parts = [self._get(["metadatas"])]
+        else:
+            ordered = sorted(doc_ids)
+            parts = [self._get(["metadatas"], where={"doc_id": {"$in": ordered[part]}})
+                     for part in _batches(len(ordered), 200)]
+        dead = [i for got in parts for i, m in zip(got["ids"], got["metadatas"]) if not self._live(m, live_versions)]
         self.delete_ids(dead)
         return len(dead)
 

@@ -112,10 +112,15 @@ def build_snapshot(
     current_hashes = {d: e["content_hash"] for d, e in catalog["documents"].items()}
     tokens: list[list[str]] = []
     old = previous.keyword if previous is not None else None
+    seen: dict[str, list[str]] = {}  # the same text in several documents is tokenised once
     for c in chunks:
         row = old.row(c.chunk_id) if old is not None else None
-        tokens.append(old.term_counts(row) if old is not None and row is not None
-                      else tokenize(c.text) + bridge_tokens(c.text))
+        if old is not None and row is not None:
+            tokens.append(old.term_counts(row))
+        else:
+            if c.text not in seen:
+                seen[c.text] = tokenize(c.text) + bridge_tokens(c.text)
+            tokens.append(seen[c.text])
     keyword = BM25Index([c.chunk_id for c in chunks], tokens, doc_ids=[c.doc_id for c in chunks])
 
     sentences: SentenceVectors = {}

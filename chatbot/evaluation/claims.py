@@ -11,9 +11,10 @@ from pathlib import Path
 from chatbot.errors import ChatbotError
 from chatbot.numbers import Quantity, extract_quantities, same_value
 
-# "[1]", "[1, 2]", and the "[Source 2]" form llama-index's citation prompt invites.
+# "[1]", "[1, 2]", and the "[Source 2]" / "Source 2" forms llama-index's citation prompt invites.
 _ONE = r"(?:source\s*)?\d+"
-MARKER = re.compile(rf"\[\s*({_ONE}(?:\s*[,，]\s*{_ONE})*)\s*\]", re.IGNORECASE)
+MARKER = re.compile(rf"\[\s*({_ONE}(?:\s*[,，]\s*{_ONE})*)\s*\]|\bsources?\s+\d+(?:\s*(?:,|and|&)\s*sources?\s+\d+|\s+(?:and|&)\s+\d+)*\b",
+                    re.IGNORECASE)
 _LEADING_MARKERS = re.compile(rf"^\s*((?:\[\s*{_ONE}(?:\s*[,，]\s*{_ONE})*\s*\]\s*)+)", re.IGNORECASE)
 # A sentence ends at . ! ? 。！？； (plus closing quotes) before whitespace, a marker, Chinese text or the end;
 # "1.05" and "e.g." do not end one.
@@ -42,7 +43,7 @@ def strip_markers(text: str) -> str:
 
 def cited_numbers(text: str) -> list[int]:
     """Every source number the text's markers name, in order of first mention."""
-    return list(dict.fromkeys(n for group in MARKER.findall(text) for n in _numbers(group)))
+    return list(dict.fromkeys(n for m in MARKER.finditer(text) for n in _numbers(m.group(0))))
 
 
 def language_of(text: str) -> str:
@@ -77,7 +78,7 @@ def sentences(answer: str) -> list[AnswerSentence]:
         if lead and out:
             out[-1].markers.extend(_numbers(lead.group(1)))
             piece = piece[lead.end() :]
-        markers = _numbers(" ".join(MARKER.findall(piece)))
+        markers = cited_numbers(piece)
         text = strip_markers(piece).strip()
         if not re.search(r"\w", text):
             if out and markers:

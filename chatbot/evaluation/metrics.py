@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from chatbot.chunking import split_sentences
+
 from chatbot.evaluation.claims import (
     Glossary,
     contains_word,
@@ -53,7 +55,8 @@ def form_present(form: str, answer: str) -> bool:
         return False
     if re.search(r"[\u3400-\u9fff]", f):
         return f.replace(" ", "") in a.replace(" ", "")
-    return re.search(r"(?<![a-z0-9])" + re.escape(f) + r"(?![a-z0-9])", a) is not None
+    # An English form also matches its inflections: "mechanism model" ~ "mechanism models", "launch" ~ "launched".
+    return re.search(r"(?<![a-z0-9])" + re.escape(f) + r"(?:s|es|d|ed|ing)?(?![a-z0-9])", a) is not None
 
 
 def fact_present(alternatives: list[str], answer: str) -> bool:
@@ -96,38 +99,61 @@ class Reference:
 
     documents: dict[str, str]
     glossary: Glossary
+    _sentences: dict[str, list[Span]] = field(default_factory=dict, repr=False)
 
     @property
     def corpus(self) -> str:
         return "\n".join(self.documents.values())
 
+    def sentences_around(self, spans: Sequence[Span]) -> list[str]:
+        """The document sentences that overlap the given spans."""
+        out = []
+        for span in spans:
+            if span.doc_id not in self._sentences:
+                text = self.documents.get(span.doc_id, "")
+                self._sentences[span.doc_id] = [Span(doc_id=span.doc_id, start=x.start, end=x.end)
+                                                for x in split_sentences(text)]
+            text = self.documents.get(span.doc_id, "")
+            out += [text[x.start : x.end] for x in self._sentences[span.doc_id] if x.overlaps(span)]
+        return out
+
 
 def contradictions(item: GoldItem, answer: str, ref: Reference) -> list[str]:
-    """Numbers and names the answer states that the gold evidence does not support. Numbers and names the
-    question supplies are the user's own words, except in a false-premise question, where they may only be
-    repeated to reject them ("11, not 20")."""
+    """Numbers and names the answer states that the gold evidence does not support.
+
+    Numbers must be in the evidence quotes themselves (or the expected facts, or the question): a number
+    borrowed from elsewhere in the sentence or the document is not the answer. Names may also come from the
+    document sentences that contain the evidence (the subject of a quoted clause, a person's title). The
+    question's own numbers and names are the user's words, except a false premise's values (`premise`),
+    which may only be repeated in a sentence that rejects them ("11, not 20")."""
     supported = " ".join(item.evidence + [f for alts in item.answers for f in alts])
+    context = " ".join([supported, *ref.sentences_around(item.spans)])
     asked = " ".join([*item.history, item.question])
-    premise = item.kind == "false_premise"
-    allowed = [q.value for q in quantities(supported)] + ([] if premise else [q.value for q in quantities(asked)])
-    asked_values = [q.value for q in quantities(asked)]
+    false_values = [q.value for form in item.premise for q in quantities(form)]
+    false_entities = [e for form in item.premise for e in ref.glossary.mentioned(form)]
+    allowed = [v for v in [q.value for q in quantities(supported)] + [q.value for q in quantities(asked)]
+               if not has_value(v, false_values)]
     corpus = ref.corpus
     found: list[str] = []
     for s in sentences(answer):
         neg = negated(s.text)
         for q in quantities(s.text):
-            if has_value(q.value, allowed) or (neg and has_value(q.value, asked_values)):
+            if has_value(q.value, allowed) or (neg and has_value(q.value, false_values)):
                 continue
             found.append(f"states the number {s.text[q.start:q.end]!r}, which the gold evidence does not")
         for e in ref.glossary.mentioned(s.text):
-            if e.in_text(supported) or (not premise and e.in_text(asked)) or (neg and e.in_text(asked)):
+            if e in false_entities:
+                if not neg:
+                    found.append(f"names {e.name!r}, the question's false premise, as true")
+                continue
+            if e.in_text(context) or e.in_text(asked):
                 continue
             found.append(f"names {e.name!r}, which the gold evidence does not")
         for word in latin_names(s.text):
             if ref.glossary.covers(word) or any(contains_word(t, word) for t in (supported, asked, corpus)):
                 continue
             found.append(f"names {word!r}, which appears nowhere in the documents")
-        if premise and not neg:
+        if item.premise and not neg:
             for form in item.premise:
                 if form_present(form, s.text):
                     found.append(f"restates the false premise {form!r} as true")
@@ -248,7 +274,8 @@ def score_answer(item: GoldItem, reply: Reply, ref: Reference) -> SystemResult:
         unsupported=reply.unsupported, unfaithful=unfaithful, faithfulness=faithfulness,
         citation_precision=precision, citation_recall=recall,
         cited_chars=sum(s.end - s.start for s in spans), cited_gold_chars=sum(_gold_chars(s, gold) for s in spans),
-        retrieved=reply.ranked is not None, hit_rank=rank, evidence_in_prompt=in_prompt,
+        retrieved=reply.ranked is not None, hit_rank=rank, evidence_in_prompt=in_prompt, shown=reply.prompt,
+        ranked=reply.ranked,
         answer_chars=len(strip_markers(answer).strip()), standalone_question=reply.standalone_question,
         timings_ms=reply.timings_ms, error=reply.error,
     )

@@ -78,6 +78,8 @@ class SystemResult(BaseModel):
     cited_gold_chars: int = 0
     retrieved: bool = False  # the system reported its ranked chunks (hit@k is computed only then)
     hit_rank: int | None = None
+    shown: list[Span] = Field(default_factory=list)  # the passages given to the model, in prompt order
+    ranked: list[Span] | None = None  # the retrieved chunks in rank order (None: not reported)
     evidence_in_prompt: float | None = None
     answer_chars: int = 0
     standalone_question: str | None = None
@@ -181,8 +183,10 @@ class RunInfo(BaseModel):
     n: int = 0
     n_conversations: int = 0
     llm: str = ""
-    git_commit: str = ""
+    git_commit: str = ""  # the commit that produced the answers
     git_dirty: bool = False
+    scored_at_commit: str = ""  # the commit whose scorer scored them (differs after --rescore)
+    answers_from: str | None = None  # --rescore: the report whose answers were scored again
     settings: dict[str, object] = Field(default_factory=dict)
     machine: dict[str, object] = Field(default_factory=dict)
 

@@ -20,6 +20,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gate", metavar="THRESHOLDS", help="fail (exit 1) when a metric is past its threshold")
     p.add_argument("--record", action="store_true",
                    help="also save the report's figures (no per-token data) to eval/results/<date>-<commit>-….json")
+    p.add_argument("--rescore", metavar="REPORT",
+                   help="score the answers of a saved report again with the current scorer and gold set (no model runs)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two report folders and exit")
     p.add_argument("--out", default=None, help="reports folder (default: eval/reports)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -184,6 +184,8 @@ def _view(report: Report) -> dict[str, Any]:
                 ("conversations", f"{run.n_conversations} ({run.conversations_file})" if run.n_conversations
                  else DASH),
                 ("LLM", run.llm), ("git commit", run.git_commit + (" (uncommitted changes)" if run.git_dirty else "")),
+                ("scored at commit", run.scored_at_commit or run.git_commit),
+                ("answers from", run.answers_from or "this run"),
                 ("machine", ", ".join(f"{k} {v}" for k, v in run.machine.items()))]
     cards = []
     for i, s in enumerate(systems):
@@ -362,6 +364,8 @@ def write_record(report: Report, results_dir: Path) -> Path:
     run = report.run
     day = (run.timestamp[:10] or dt.date.today().isoformat())
     name = f"{day}-{(run.git_commit or 'nogit')[:8]}{'-dirty' if run.git_dirty else ''}-{run.split}"
+    if run.answers_from and run.scored_at_commit:
+        name += f"-rescored-{run.scored_at_commit[:8]}"
     name += "-baseline" if "baseline" in report.systems else ""
     name += "-subset" if run.subset else ""
     results_dir.mkdir(parents=True, exist_ok=True)

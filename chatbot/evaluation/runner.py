@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from chatbot.config import REPO_ROOT, Settings
 from chatbot.errors import ChatbotError
-from chatbot.evaluation.claims import Glossary
+from chatbot.evaluation.claims import Glossary, cited_numbers
 from chatbot.evaluation.gold import GoldError, load_gold, read_subset, select_split
 from chatbot.evaluation.metrics import Passage, Reference, Reply, aggregate, latency, score_answer
 from chatbot.evaluation.models import (
@@ -152,12 +152,62 @@ def run_info(args: argparse.Namespace, settings: Settings, gold_path: Path, conv
     dumped = settings.model_dump(mode="json")
     dumped.pop("hosted_api_key", None)
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    commit = _git("rev-parse", "HEAD")
     return RunInfo(
         timestamp=dt.datetime.now().isoformat(timespec="seconds"), command="chatbot eval " + " ".join(sys.argv[2:]),
         gold_set=str(gold_path), conversations_file=str(conv_path) if conv_path else None, split=args.split,
-        subset=args.subset, n=n, n_conversations=n_conv, llm=llm, git_commit=_git("rev-parse", "HEAD"),
+        subset=args.subset, n=n, n_conversations=n_conv, llm=llm, git_commit=commit, scored_at_commit=commit,
         git_dirty=dirty, settings=dumped, machine=_machine(),
     )
+
+
+def stored_reply(system: str, r: SystemResult, ref: Reference) -> Reply:
+    """A saved answer as a Reply again, for --rescore. The baseline's citations are read from its answer's
+    markers over the passages it was shown; the chatbot's are its answer contract's."""
+    if system == "baseline" and r.shown:
+        shown = [Passage(n, s.doc_id, s.start, s.end, ref.documents.get(s.doc_id, "")[s.start : s.end])
+                 for n, s in enumerate(r.shown, 1)]
+        wanted = set(cited_numbers(r.answer))
+        cited = [p for p in shown if p.n in wanted]
+    else:
+        cited = [Passage(c.n, c.doc_id, c.start, c.end, c.text) for c in r.citations]
+    return Reply(answer=r.answer, refused=r.refused if system != "baseline" else is_refusal(r.answer),
+                 cited=cited, prompt=r.shown, ranked=r.ranked, unsupported=r.unsupported,
+                 timings_ms=r.timings_ms, standalone_question=r.standalone_question, error=r.error)
+
+
+def _rescored(item: GoldItem, old: QuestionRecord, ref: Reference) -> QuestionRecord:
+    record = _record(item, old.history)
+    for system, r in old.results.items():
+        new = score_answer(item, stored_reply(system, r, ref), ref)
+        if r.ranked is None and r.retrieved:  # a report from before spans were saved: keep its retrieval figures
+            new.retrieved, new.hit_rank, new.evidence_in_prompt = True, r.hit_rank, r.evidence_in_prompt
+        record.results[system] = new
+    return record
+
+
+def rescore(path: Path, settings: Settings, args: argparse.Namespace, ref: Reference) -> tuple[
+        Report, list[GoldItem], list[GoldItem]]:
+    """The saved report's answers scored again with the current scorer, gold set and conversations."""
+    old = load_report(path)
+    gold_path = Path(args.gold) if args.gold else REPO_ROOT / "eval" / "gold.jsonl"
+    conv_path = Path(old.run.conversations_file) if old.run.conversations_file else None
+    gold = {i.id: i for i in load_gold(gold_path, settings.corpus_dir)}
+    convs = {i.id: i for i in load_gold(conv_path, settings.corpus_dir, conversations=True)} if conv_path else {}
+    missing = [q.id for q in old.questions if q.id not in gold] + [q.id for q in old.conversations if q.id not in convs]
+    if missing:
+        raise GoldError(f"{path}: ids no longer in the gold set: {', '.join(missing)}")
+    items = [gold[q.id] for q in old.questions]
+    conversations = [convs[q.id] for q in old.conversations]
+    report = old.model_copy(deep=True)
+    report.run.timestamp = dt.datetime.now().isoformat(timespec="seconds")
+    report.run.command = "chatbot eval " + " ".join(sys.argv[2:])
+    report.run.answers_from = str(path)
+    report.run.scored_at_commit = _git("rev-parse", "HEAD")
+    report.questions = [_rescored(i, q, ref) for i, q in zip(items, old.questions)]
+    report.conversations = [_rescored(i, q, ref) for i, q in zip(conversations, old.conversations)]
+    report.comparison, report.gate = None, None
+    return report, items, conversations
 
 
 def _select(args: argparse.Namespace, items: list[GoldItem]) -> list[GoldItem]:
@@ -182,6 +232,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         comparison = compare_reports(load_report(Path(args.compare[0])), load_report(Path(args.compare[1])))
         print(render_comparison(comparison))
         return 0
+    if args.rescore:
+        return _rescore_main(args, settings)
     gold_path = Path(args.gold) if args.gold else REPO_ROOT / "eval" / "gold.jsonl"
     items = _select(args, load_gold(gold_path, settings.corpus_dir))
     conv_path = None
@@ -197,11 +249,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if not items and not conversations:
         print("No questions selected.", file=sys.stderr)
         return 2
-    thresholds = load_thresholds(Path(args.gate)) if args.gate else None
-    from chatbot.corpus import load_corpus
-
-    reference = Reference({d.doc_id: d.text for d in load_corpus(settings.corpus_dir).documents},
-                          Glossary.load(ENTITIES))
+    if args.gate:
+        load_thresholds(Path(args.gate))  # a bad thresholds file fails before the models load
+    reference = _reference(settings)
 
     from chatbot.service import ChatService
 
@@ -239,7 +289,27 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         ours, theirs = report.systems["chatbot"].latency_ms["total"], report.systems["baseline"].latency_ms["total"]
         report.latency_ratio = {f"total_{k}": round(getattr(theirs, k) / getattr(ours, k), 2)
                                 for k in ("p50", "p95") if getattr(ours, k) and getattr(theirs, k)}
+    return finish(report, args)
 
+
+def _rescore_main(args: argparse.Namespace, settings: Settings) -> int:
+    report, items, conversations = rescore(Path(args.rescore), settings, args, _reference(settings))
+    for system in report.systems:
+        judged = report.systems[system].judged
+        report.systems[system] = summarise(items, report.questions, conversations, report.conversations, system)
+        report.systems[system].judged = judged
+    return finish(report, args)
+
+
+def _reference(settings: Settings) -> Reference:
+    from chatbot.corpus import load_corpus
+
+    return Reference({d.doc_id: d.text for d in load_corpus(settings.corpus_dir).documents}, Glossary.load(ENTITIES))
+
+
+def finish(report: Report, args: argparse.Namespace) -> int:
+    """Compare with the previous run, gate, write the report, print the summary, record."""
+    thresholds = load_thresholds(Path(args.gate)) if args.gate else None
     out_root = Path(args.out) if args.out else REPO_ROOT / "eval" / "reports"
     out_root.mkdir(parents=True, exist_ok=True)
     out_dir = out_root / dt.datetime.now().strftime("%Y%m%d-%H%M%S")

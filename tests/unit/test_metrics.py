@@ -167,3 +167,39 @@ def test_source_markers_in_llama_index_style_are_citations_not_numbers():
     r = score_answer(item, reply("Shanghai Electric supplies it [Source 2].", [passage(2, ELECTRIC)]), REF)
     assert r.correct and r.faithfulness == 1.0, r.why
     assert sentences("It is 11 [Source 1, Source 3].")[0].markers == [1, 3]
+
+
+PRODUCTIVITY = "increasing overall labor productivity by more than 30%"
+
+
+def test_names_may_come_from_the_evidence_sentence_but_numbers_only_from_the_evidence():
+    item = gold(answers=[["more than 30%"]], evidence=[PRODUCTIVITY], question="By how much did productivity rise?")
+    named = score_answer(item, reply("China Taiping raised labor productivity by more than 30% [1].",
+                                     [passage(1, PRODUCTIVITY)]), REF)
+    assert named.correct, named.why  # the clause's subject, from the same sentence of the document
+    borrowed = score_answer(item, reply("With 1.05 million instructions, productivity rose by more than 30% [1].",
+                                        [passage(1, PRODUCTIVITY)]), REF)
+    assert not borrowed.correct and "'1.05 million'" in borrowed.why
+
+
+def test_only_the_premise_is_restricted_in_a_false_premise_question():
+    item = gold(kind="false_premise", answers=[["more than 30%"]], evidence=[PRODUCTIVITY], premise=["80%"],
+                question="How did China Taiping raise productivity by 80%?")
+    corrected = score_answer(item, reply("China Taiping raised it by more than 30%, not 80% [1].",
+                                         [passage(1, PRODUCTIVITY)]), REF)
+    assert corrected.correct, corrected.why
+    repeated = score_answer(item, reply("China Taiping raised it by 80%, more than 30% of staff agree [1].",
+                                        [passage(1, PRODUCTIVITY)]), REF)
+    assert not repeated.correct and "restates the false premise '80%'" in repeated.why
+
+
+def test_english_forms_match_their_inflections():
+    assert form_present("mechanism model", "It integrates mechanism models with algorithms [1].")
+    assert form_present("launch", "Cheng Peng launched the initiative [1].")
+    assert not form_present("launch", "Cheng Peng spoke at the launcher [1].")
+
+
+def test_unbracketed_source_references_are_citations():
+    item = gold(answers=[["11"]], evidence=[LAUNCH], question="How many SOEs launched it?")
+    r = score_answer(item, reply("According to Source 1, 11 SOEs launched it.", [passage(1, LAUNCH)]), REF)
+    assert r.correct and r.faithfulness == 1.0, r.why

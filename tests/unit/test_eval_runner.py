@@ -81,3 +81,19 @@ def test_conversations_pass_the_chatbots_own_earlier_answers_as_history():
 def test_every_conversation_in_the_suite_loads():
     convs = load_gold(REPO / "eval" / "conversations.jsonl", REPO / "corpus", conversations=True)
     assert all(c.history and c.question for c in convs)
+
+
+def test_a_saved_baseline_answer_is_scored_again_from_the_passages_it_was_shown():
+    from chatbot.evaluation.models import Span, SystemResult
+    from chatbot.evaluation.runner import stored_reply
+
+    doc = "Shanghai Electric builds computing power bases. Eleven SOEs launched the initiative."
+    ref = Reference({"d": doc}, Glossary([]))
+    saved = SystemResult(answer="According to Source 2, eleven SOEs launched it.", refused=False,
+                         answer_language="en", in_language=True, correct=False, correct_any_language=False, why="",
+                         shown=[Span(doc_id="d", start=0, end=47), Span(doc_id="d", start=48, end=len(doc))])
+    reply = stored_reply("baseline", saved, ref)
+    assert [p.n for p in reply.cited] == [2] and reply.cited[0].text == doc[48:]
+    assert not reply.refused
+    refusal = saved.model_copy(update={"answer": "The context does not provide this information."})
+    assert stored_reply("baseline", refusal, ref).refused

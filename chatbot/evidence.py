@@ -16,6 +16,7 @@ from chatbot.clauses import Clause, sentence_head, split_clauses
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.keyword import bridge_tokens, tokenize
+from chatbot.names import name_runs
 from chatbot.query import Query
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
 
@@ -98,7 +99,7 @@ class EvidenceSelector:
             top = sorted(candidates, key=lambda c: -c.score)[: s.clause_sentences]
             clauses = self._score_clauses(query, queries, top, query_vectors)
             budget = s.evidence_trimmed_budget * limit / s.evidence_sentences
-            return _trimmed(clauses, limit, budget), best
+            return _trimmed(query, clauses, limit, budget), best
         limit = limit or (s.evidence_clauses_many if query.several else s.evidence_clauses)
         top = sorted(candidates, key=lambda c: -c.score)[: s.clause_sentences]
         clauses = self._score_clauses(query, queries, top, query_vectors)
@@ -299,9 +300,11 @@ def _windows(ranked: list[_ClauseCandidate], limit: int, budget: float) -> list[
 TRIM_MARGIN = 0.08  # a clause within this score of its sentence's best clause is kept too
 
 
-def _trimmed(clauses: list[_ClauseCandidate], limit: int, budget: float) -> list[Evidence]:
+def _trimmed(query: Query, clauses: list[_ClauseCandidate], limit: int, budget: float) -> list[Evidence]:
     """The best sentences (ranked by their best clause), each cut down to its first clause (the subject and the
-    occasion), its best clauses and the clause before each of them; what is left out is marked "…"."""
+    occasion), its best clauses and the clause before each of them, and any clause naming someone the question
+    names, with the clause after it (a title follows a name); what is left out is marked "…"."""
+    asked = [run for run in name_runs(query.text) if not run.replace("+", "").isupper()]
     by_sentence: dict[int, list[_ClauseCandidate]] = {}
     for c in clauses:
         by_sentence.setdefault(id(c.sentence), []).append(c)
@@ -315,6 +318,8 @@ def _trimmed(clauses: list[_ClauseCandidate], limit: int, budget: float) -> list
         for c in cs:
             if c.score >= top - TRIM_MARGIN:
                 keep |= {c.index, max(0, c.index - 1)}
+            if any(re.search(r"(?<!\w)" + re.escape(run) + r"(?!\w)", c.text) for run in asked):
+                keep |= {c.index, min(len(c.siblings) - 1, c.index + 1)}
         ev = _trimmed_evidence(cs, sorted(keep))
         cost = token_estimate(ev.prompt_text)
         if chosen and cost > budget:

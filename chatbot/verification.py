@@ -82,6 +82,8 @@ def _latin(text: str) -> bool:
     return detect_language(text) == "en"
 
 
+_MONTH_NEAR = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+                         r"december)\b", re.I)
 _NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
 
 
@@ -110,6 +112,9 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
     the claim's number (what is counted, whose it is) must meet the words around it in the passage."""
     if not (_latin(claim) and _latin(passage)):
         return True  # across languages only the value is compared (the meaning check covers the rest)
+    if re.fullmatch(r"(1[89]|20)\d\d", claim[q.start : q.end].strip()) or _MONTH_NEAR.search(
+            claim[max(0, q.start - 12) : q.end + 12]):
+        return True  # a year or a date says when, not what is counted
     near = _words_near(claim, q, 4, 3)
     if not near:
         return True  # a bare "49." or "more than 30%"
@@ -405,6 +410,8 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
     answer explicitly denies ("He Qing, not Cheng Peng, …") is a correction, not a change of subject."""
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
     for run in name_runs(query.text):
+        if run.replace("+", "").isupper():
+            continue  # an acronym ("AI", "SOE") names a topic, not whom the question is about
         if not _has_word(known, run) or _has_word(contexts, run):
             continue
         if NEGATION.search(answer) and _has_word(answer, run):

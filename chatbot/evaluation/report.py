@@ -187,6 +187,7 @@ def _view(report: Report) -> dict[str, Any]:
                 ("scored at commit", run.scored_at_commit or run.git_commit),
                 ("answers from", run.answers_from or "this run"),
                 ("machine", ", ".join(f"{k} {v}" for k, v in run.machine.items()))]
+    splits = sorted({k for s in systems for k in report.systems[s].by_split})
     cards = []
     for i, s in enumerate(systems):
         m = report.systems[s].metrics
@@ -201,7 +202,7 @@ def _view(report: Report) -> dict[str, Any]:
         "overall": _metric_rows(report, systems, lambda summary, name: getattr(summary.metrics, name)),
         "splits": {sp: _metric_rows(report, systems,
                                     lambda summary, name, sp=sp: getattr(summary.by_split.get(sp), name, None))
-                   for sp in sorted({k for s in systems for k in report.systems[s].by_split})},
+                   for sp in splits} if len(splits) > 1 else {},
         "followup": _followup(report, systems),
         "followup_metrics": _metric_rows(
             report, [s for s in systems if report.systems[s].followup],

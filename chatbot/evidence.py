@@ -147,15 +147,15 @@ class EvidenceSelector:
     def _score_clauses(self, query: Query, queries: list[str], top: list[_Candidate],
                        query_vectors: list[dict[str, np.ndarray]]) -> list[_ClauseCandidate]:
         clauses: list[_ClauseCandidate] = []
-        for cand in top:
-            head = sentence_head(cand.text)
-            siblings = split_clauses(cand.text, cand.start)
+        for sent in top:
+            head = sentence_head(sent.text)
+            siblings = split_clauses(sent.text, sent.start)
             for i, c in enumerate(siblings):
                 shown_head = None
-                if head is not None and c.start >= cand.start + head[1]:
-                    shown_head = (cand.start + head[0], cand.start + head[1])
-                text = cand.text[c.start - cand.start : c.end - cand.start]
-                clauses.append(_ClauseCandidate(cand, c.start, c.end, text, shown_head, i, siblings))
+                if head is not None and c.start >= sent.start + head[1]:
+                    shown_head = (sent.start + head[0], sent.start + head[1])
+                text = sent.text[c.start - sent.start : c.end - sent.start]
+                clauses.append(_ClauseCandidate(sent, c.start, c.end, text, shown_head, i, siblings))
         if not clauses:
             return []
         names = set().union(*(qv.keys() for qv in query_vectors)) if query_vectors else set()
@@ -163,15 +163,15 @@ class EvidenceSelector:
         q_terms: set[str] = set().union(*(tokenize(q) for q in queries))
         q_bridge = {t for q in queries for t in bridge_tokens(q) if t.startswith("#") or len(t) >= 5} \
             if query.language != "en" else set()
-        for j, c in enumerate(clauses):
+        for j, cand in enumerate(clauses):
             dense = 0.0
             for qv in query_vectors:
                 dense = max(dense, sum(float(vectors[name][j] @ vec) * self._weight(name) for name, vec in qv.items()))
-            words = set(tokenize(c.shown))
+            words = set(tokenize(cand.shown))
             lexical = LEXICAL_WEIGHT * len(q_terms & words) / len(q_terms) if q_terms else 0.0
             if q_bridge:
-                lexical += LEXICAL_WEIGHT * len(q_bridge & set(bridge_tokens(c.shown))) / len(q_bridge)
-            c.score = dense + lexical + SENTENCE_WEIGHT * c.sentence.dense
+                lexical += LEXICAL_WEIGHT * len(q_bridge & set(bridge_tokens(cand.shown))) / len(q_bridge)
+            cand.score = dense + lexical + SENTENCE_WEIGHT * cand.sentence.dense
         return clauses
 
     def _embed(self, name: str, texts: list[str]) -> np.ndarray:
@@ -215,7 +215,7 @@ class EvidenceSelector:
 
 def _pick(ranked: list, limit: int, budget: float, shown: Callable) -> list:
     """The best items that fit: at most `limit`, within `budget` tokens (the first always fits)."""
-    chosen = []
+    chosen: list = []
     for item in ranked:
         if len(chosen) >= limit:
             break

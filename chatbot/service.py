@@ -389,13 +389,13 @@ class ChatService:
         p = next(p for p in passages if p.n == conflict.passage)
         stated = conflict.stated
         if language == "zh" and re.search(r"[A-Za-z]", stated):
-            values = extract_quantities(stated)
-            stated = chinese_number(values[0]) if values else stated
+            found = extract_quantities(stated)
+            stated = chinese_number(found[0]) if found else stated
         start, end = p.start, p.end
-        values = [q.value for q in extract_quantities(conflict.stated)]
+        documents = [q.value for q in extract_quantities(conflict.stated)]
         for c_start, c_end in p.clauses:  # the clause that states the documents' number
             clause = p.text[c_start - p.start : c_end - p.start]
-            if any(same_value(q.value, v) for q in extract_quantities(clause) for v in values):
+            if any(same_value(q.value, v) for q in extract_quantities(clause) for v in documents):
                 start, end = c_start, c_end
                 break
         quote = p.text[start - p.start : end - p.start]

@@ -34,6 +34,7 @@ from chatbot.snapshot import (  # noqa: F401 - CATALOG, KEYWORD, SENTENCES, TEXT
 from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
 
 INDEX_VERSION = 4  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
+_LABELS = ("title", "source", "outlet", "date", "language")  # a document's catalog entry besides its content
 LOCK = "ingest.lock"
 # Vectors kept for texts already embedded in this run (a text repeated across documents is embedded once).
 VECTOR_CACHE_TEXTS = 200_000
@@ -173,10 +174,10 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     stamp = index.catalog.stamp()
     committed = index.catalog.read() if stamp is not None and stamp[0] == index.recipe else None
     previous: dict[str, dict[str, Any]] = committed["documents"] if committed else {}
-    if committed is not None and _missing_records(index, committed):
-        previous = {}  # records of the committed index are missing (damaged): rebuild every document
-    summary.interrupted = _has_leftovers(index, committed)
     complete = index.documents.complete_versions()
+    if committed is not None and _missing_records(index, committed):
+        previous, complete = {}, set()  # records of the committed index are missing: rebuild every document
+    summary.interrupted = _has_leftovers(index, committed)
 
     current = {d.doc_id: d for d in scan.documents}
     to_index: list[Document] = []
@@ -189,7 +190,9 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
         to_index.append(doc)
     summary.deleted = sorted(set((committed or {}).get("documents", {})) - set(current))
 
-    if committed is not None and not to_index and not summary.deleted and not summary.interrupted:
+    relabelled = any(previous[d.doc_id].get(k) != getattr(d, k) for d in scan.documents if d.doc_id in previous
+                     for k in _LABELS)
+    if committed is not None and not to_index and not summary.deleted and not summary.interrupted and not relabelled:
         if not local_files_current(index_dir, committed):  # a copy an interrupted run left stale, or none
             save_local(index_dir, build_snapshot(index, committed))
         summary.chunks = sum(int(e["chunks"]) for e in committed["documents"].values())
@@ -217,8 +220,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
         if doc.doc_id in planned:
             documents[doc.doc_id] = planned[doc.doc_id].entry(now)
         else:
-            documents[doc.doc_id] = {**previous[doc.doc_id], "title": doc.title, "source": doc.source,
-                                     "outlet": doc.outlet, "date": doc.date, "language": doc.language}
+            documents[doc.doc_id] = {**previous[doc.doc_id], **{k: getattr(doc, k) for k in _LABELS}}
     catalog = {"version": INDEX_VERSION, "recipe": index.recipe, "generation": (stamp[1] if stamp else 0) + 1,
                "embedders": index.embedders, "built_at": now, "documents": documents}
     index.catalog.write(catalog)  # the commit: from here on the new versions are the index

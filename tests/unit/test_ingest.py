@@ -302,3 +302,17 @@ def test_bulk_embedding_uses_only_free_cores(monkeypatch):
         assert embeddings.free_cores(2) == want
     monkeypatch.setattr(embeddings.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert embeddings.free_cores(1) == 1
+
+
+def test_a_new_title_in_the_manifest_reaches_the_catalog_without_embedding(tmp_path, corpus_dir, fake_embedders):
+    s = settings_for(tmp_path, corpus_dir)
+    build_index(s, embedders=fake_embedders, progress=False)
+    manifest = corpus_dir / "manifest.toml"
+    text = manifest.read_text(encoding="utf-8")
+    old = read_local_catalog(s.index_dir)["documents"]["shanghai-soe-ai-plus-initiative"]["title"]  # type: ignore[index]
+    manifest.write_text(text.replace(old, "A clearer title"), encoding="utf-8")
+    counting = Embedders(FakeCountingEmbedder("minilm"), FakeCountingEmbedder("use"))
+    summary = build_index(s, embedders=counting, progress=False)
+    assert not summary.changed and counting.primary.calls == []  # type: ignore[attr-defined]
+    assert read_local_catalog(s.index_dir)["documents"]["shanghai-soe-ai-plus-initiative"]["title"] == "A clearer title"  # type: ignore[index]
+    assert HybridRetriever(s, fake_embedders).documents["shanghai-soe-ai-plus-initiative"].title == "A clearer title"

@@ -4,7 +4,7 @@ document's text, and the catalog record whose write commits an ingest. Embedded 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,20 +150,23 @@ class ChromaStore(_Collection):
         return sorted(chunks, key=lambda c: (c.doc_id, c.start))
 
     def query(self, vector: np.ndarray, k: int, doc_ids: frozenset[str] | None = None,
-              live: Iterable[str] | None = None) -> list[DenseHit]:
-        """The k nearest chunks, only from `doc_ids` when given, only among `live` chunk ids when given.
+              live: Mapping[str, Chunk] | Iterable[str] | None = None) -> list[DenseHit]:
+        """The k nearest chunks, only from `doc_ids` when given, only among `live` chunk ids when given
+        (a mapping of them to chunks: the chunks returned are those).
 
         While an ingest writes (or after one was killed) the collection holds records no catalog lists yet;
         asking for as many more candidates as there are such records returns exactly the k nearest live
-        chunks (up to MAX_OVERFETCH extra)."""
+        chunks (up to MAX_OVERFETCH extra). An embedded client searches the vectors it loaded: records
+        another process deleted since come back without their data, and only `live` can still tell them."""
         if k <= 0 or (doc_ids is not None and not doc_ids):
             return []
         total = self.count()
-        live_set = live if isinstance(live, (set, frozenset, dict)) or live is None else set(live)
-        extra = 0 if live_set is None else min(MAX_OVERFETCH, max(0, total - len(live_set)))
-        n = min(k + extra, total)
-        if n <= 0:
+        if total == 0:
             return []
+        live_set = live if isinstance(live, (set, frozenset, Mapping)) or live is None else set(live)
+        extra = 0 if live_set is None else min(MAX_OVERFETCH, max(0, total - len(live_set)))
+        # Not capped by the count: an embedded client may search more vectors than the database now counts.
+        n = k + extra
         where = None
         if doc_ids is not None:
             where = {"doc_id": {"$in": sorted(doc_ids)}}
@@ -174,7 +177,12 @@ class ChromaStore(_Collection):
                                          res["distances"][0]):  # type: ignore[index]
             if live_set is not None and cid not in live_set:
                 continue
-            hits.append(DenseHit(self._to_chunk(cid, text, meta), 1.0 - float(dist)))  # cosine space
+            chunk = live_set.get(cid) if isinstance(live_set, Mapping) else None
+            if chunk is None:
+                if meta is None or text is None:
+                    continue  # deleted since this client loaded its vectors
+                chunk = self._to_chunk(cid, text, meta)
+            hits.append(DenseHit(chunk, 1.0 - float(dist)))  # cosine space
             if len(hits) == k:
                 break
         return hits
@@ -235,7 +243,8 @@ class SentenceStore(_Collection):
         res = self._collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
                                      where=where, include=["metadatas", "distances"])  # type: ignore[arg-type]
         return [(m["doc_id"], m.get("content_hash", ""), int(m["start"]), float(d))
-                for m, d in zip(res["metadatas"][0], res["distances"][0])]  # type: ignore[index]
+                for m, d in zip(res["metadatas"][0], res["distances"][0])  # type: ignore[index]
+                if m is not None]  # None: deleted since this (embedded) client loaded its vectors
 
 
 class DocumentStore(_Collection):

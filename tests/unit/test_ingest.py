@@ -316,3 +316,23 @@ def test_a_new_title_in_the_manifest_reaches_the_catalog_without_embedding(tmp_p
     assert not summary.changed and counting.primary.calls == []  # type: ignore[attr-defined]
     assert read_local_catalog(s.index_dir)["documents"]["shanghai-soe-ai-plus-initiative"]["title"] == "A clearer title"  # type: ignore[index]
     assert HybridRetriever(s, fake_embedders).documents["shanghai-soe-ai-plus-initiative"].title == "A clearer title"
+
+
+def test_a_retriever_with_a_stale_view_keeps_answering_after_a_reingest_deleted_its_chunks(
+        tmp_path, corpus_dir, fake_embedders):
+    """An embedded client keeps the vector index it loaded; an ingest in another process then replaces and
+    deletes records. Simulated here with a second client, as another process would have."""
+    s = settings_for(tmp_path, corpus_dir).model_copy(update={"index_check_s": 0})
+    _variant(corpus_dir, "changing", 2)
+    build_index(s, embedders=fake_embedders, progress=False)
+    stale = HybridRetriever(s, fake_embedders)
+    before = _results(stale)
+    chroma_client(s.index_dir, fresh=True)  # the "other process"
+    _variant(corpus_dir, "changing", 99)
+    (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").write_text("Only one short sentence is left.",
+                                                                     encoding="utf-8")
+    summary = build_index(s, embedders=fake_embedders, progress=False)
+    assert summary.removed_records > 0
+    assert _results(stale) == before  # the chunks it loaded, not errors
+    assert stale.refresh() and "Only one short sentence is left." in [
+        c.text for c in stale._chunks_by_id.values()]

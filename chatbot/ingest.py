@@ -169,7 +169,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     scan = load_corpus(corpus_dir, max_file_mb=settings.max_file_mb)
     summary = IngestSummary(documents=len(scan.documents), skipped=scan.skipped, notes=scan.notes)
     phases = summary.phases_s
-    index = open_index(settings)
+    index = open_index(settings, fresh=True)  # what the database holds now, whatever this process saw before
 
     stamp = index.catalog.stamp()
     committed = index.catalog.read() if stamp is not None and stamp[0] == index.recipe else None

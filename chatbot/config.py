@@ -63,14 +63,11 @@ class Settings(BaseSettings):
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
     evidence_token_budget: int = 340
-    # Evidence unit: "trimmed" (the best sentences cut to their first clause and the clauses that match the
-    # question), "clause" (windows of clauses, with the sentence's subject) or "sentence" (whole sentences)
-    evidence_unit: Literal["trimmed", "clause", "sentence"] = "trimmed"
+    # What the model reads: "sentence" (the best sentences whole) or "trimmed" (cut to their first clause and the
+    # clauses that match the question: shorter prompts, measured less accurate). Citations are clauses either way.
+    evidence_unit: Literal["sentence", "trimmed"] = "sentence"
     evidence_trimmed_budget: int = 240  # prompt tokens for evidence_sentences trimmed sentences
-    evidence_clauses: int = 4
-    evidence_clauses_many: int = 6
-    evidence_clause_budget: int = 170  # prompt tokens for evidence_clauses clauses (scaled for more)
-    clause_sentences: int = 6  # best sentences split into clauses and scored
+    clause_sentences: int = 6  # best sentences split into clauses and scored ("trimmed")
     relevance_floor: float = 0.21  # multilingual (USE) cosine
     relevance_floor_english: float = 0.33  # MiniLM cosine, English questions
     relevance_min_word_share: float = 0.45

@@ -1,6 +1,6 @@
-"""Evidence selection and the relevance floor: rank the sentences of the retrieved chunks, split the best ones into
-clauses, score the clauses against the question, and pick the few the prompt shows (each with its sentence's
-subject where the clause lacks one)."""
+"""Evidence selection and the relevance floor: rank the sentences of the retrieved chunks and pick the few the
+prompt shows, each with its clauses (what a citation points at). With evidence_unit="trimmed" the best sentences
+are split into clauses, scored against the question, and shown cut to the clauses that matter."""
 
 from __future__ import annotations
 
@@ -91,8 +91,10 @@ class EvidenceSelector:
             limit = limit or (s.evidence_sentences_many if query.several else s.evidence_sentences)
             budget = s.evidence_token_budget * limit / s.evidence_sentences
             picked = _pick(sorted(candidates, key=lambda c: -c.score), limit, budget, lambda c: c.text)
+            # The model reads whole sentences; a claim still cites the clauses of its sentence that state it.
             evidence = [Evidence(doc_id=c.doc_id, start=c.start, end=c.end, text=c.text, score=c.score,
-                                 context_start=c.start, context_end=c.end, context_text=c.text) for c in picked]
+                                 context_start=c.start, context_end=c.end, context_text=c.text,
+                                 clauses=[(x.start, x.end) for x in split_clauses(c.text, c.start)]) for c in picked]
             return sorted(evidence, key=lambda e: (e.doc_id, e.start)), best
         if s.evidence_unit == "trimmed":
             limit = limit or (s.evidence_sentences_many if query.several else s.evidence_sentences)
@@ -100,11 +102,7 @@ class EvidenceSelector:
             clauses = self._score_clauses(query, queries, top, query_vectors)
             budget = s.evidence_trimmed_budget * limit / s.evidence_sentences
             return _trimmed(query, clauses, limit, budget), best
-        limit = limit or (s.evidence_clauses_many if query.several else s.evidence_clauses)
-        top = sorted(candidates, key=lambda c: -c.score)[: s.clause_sentences]
-        clauses = self._score_clauses(query, queries, top, query_vectors)
-        budget = s.evidence_clause_budget * limit / s.evidence_clauses
-        return _windows(sorted(clauses, key=lambda c: -c.score), limit, budget), best
+        raise ValueError(f"Unknown evidence unit {s.evidence_unit!r}")
 
     def _sentences(
         self, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]],
@@ -225,76 +223,6 @@ def _pick(ranked: list, limit: int, budget: float, shown: Callable) -> list:
         chosen.append(item)
         budget -= cost
     return chosen
-
-
-PREVIOUS_CLAUSE_CHARS = 160  # a clause is shown with the clause before it when that one is at most this long
-
-
-@dataclass
-class _Window:
-    """Consecutive clauses [lo, hi] of one sentence, shown together (with the subject if it lies before them)."""
-
-    best: _ClauseCandidate
-    lo: int
-    hi: int
-
-    @property
-    def start(self) -> int:
-        return self.best.siblings[self.lo].start
-
-    @property
-    def end(self) -> int:
-        return self.best.siblings[self.hi].end
-
-    def text(self) -> str:
-        sent = self.best.sentence
-        return sent.text[self.start - sent.start : self.end - sent.start]
-
-    def head(self) -> tuple[int, int] | None:
-        head = self.best.head
-        return head if head is not None and self.start >= head[1] else None
-
-    def shown(self) -> str:
-        head = self.head()
-        if head is None:
-            return self.text()
-        sent = self.best.sentence
-        return f"{sent.text[head[0] - sent.start : head[1] - sent.start]} … {self.text()}"
-
-
-def _windows(ranked: list[_ClauseCandidate], limit: int, budget: float) -> list[Evidence]:
-    """The best clauses, each with the clause before it (it often names whose the fact is: "He Qing, …, and
-    Cheng Peng, | Secretary of …"), as at most `limit` windows within `budget` tokens; windows of one sentence
-    that touch become one."""
-    windows: list[_Window] = []
-    for c in ranked:
-        if len(windows) >= limit:
-            break
-        lo = c.index
-        before = c.siblings[c.index - 1] if c.index > 0 else None
-        if before is not None and before.end - before.start <= PREVIOUS_CLAUSE_CHARS:
-            lo = c.index - 1
-        touching = next((w for w in windows
-                         if w.best.sentence is c.sentence and lo <= w.hi + 1 and w.lo <= c.index + 1), None)
-        trial = [w for w in windows if w is not touching]
-        merged = _Window(touching.best if touching else c, min(lo, touching.lo) if touching else lo,
-                         max(c.index, touching.hi) if touching else c.index)
-        trial.append(merged)
-        cost = sum(token_estimate(w.shown()) for w in trial)
-        if windows and cost > budget:
-            continue
-        windows = trial
-    out = []
-    for w in sorted(windows, key=lambda w: (w.best.sentence.doc_id, w.start)):
-        sent, head = w.best.sentence, w.head()
-        out.append(Evidence(
-            doc_id=sent.doc_id, start=w.start, end=w.end, text=w.text(), score=w.best.score,
-            context_start=sent.start, context_end=sent.end, context_text=sent.text,
-            head_start=head[0] if head else None, head_end=head[1] if head else None,
-            head_text=sent.text[head[0] - sent.start : head[1] - sent.start] if head else "",
-            clauses=[(c.start, c.end) for c in w.best.siblings[w.lo : w.hi + 1]],
-        ))
-    return out
 
 
 TRIM_MARGIN = 0.08  # a clause within this score of its sentence's best clause is kept too

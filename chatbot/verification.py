@@ -330,9 +330,8 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
 
 def cited_spans(claim: str, p: Passage, query: Query) -> list[Passage]:
     """The span(s) to cite for a claim supported by passage p: the fewest consecutive clauses of p that hold the
-    claim's own names and numbers (names the question gave are the user's words), or, without any, the clause
-    sharing most of its words; clauses far apart are cited separately. A claim that needs the sentence's subject
-    (shown before a clause) cites it too."""
+    claim's names and numbers, or, without any, the clause sharing most of its words; clauses far apart are cited
+    separately. A claim that needs the sentence's subject (shown before a clause) cites it too."""
     spans = _narrow(claim, p, query)
     if len(spans) > 1:
         return [_plain(x) for x in spans]
@@ -363,10 +362,8 @@ def _narrow(claim: str, p: Passage, query: Query) -> list[Passage]:
     if len(p.clauses) < 2:
         return [p]
     texts = [p.text[s - p.start : e - p.start] for s, e in p.clauses]
-    asked = query.text
-    names = [n for n in names_in(claim) if not _has_word(asked, n)]
-    values = [q.value for q in extract_quantities(claim)
-              if not any(same_value(q.value, v.value) for v in query.quantities)]
+    names = names_in(claim)  # the question's names too: a reader checks the claim against what it cites
+    values = [q.value for q in extract_quantities(claim)]
 
     def facts(text: str) -> set[str]:
         found = {n for n in names if _has_word(text, n)}

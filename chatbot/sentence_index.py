@@ -7,12 +7,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from chatbot.schemas import Chunk
-from chatbot.store import SentenceStore
+from chatbot.store import COUNT_MAX_AGE_S, SentenceStore
 
 # Above this many sentences a question asks Chroma's vector index of the sentence collection for the nearest
 # sentences instead of comparing it with every sentence vector (measured: ~15 ms per 100,000 sentences and
 # embedder with numpy on this machine's cores, against a few ms for Chroma).
 BRUTE_FORCE_MAX = 40_000
+TIE_FETCH_MAX = 1000
 
 
 class SentenceIndex:
@@ -94,13 +95,15 @@ class SentenceIndex:
 
     def _top_by_vector_index(self, name: str, vec: np.ndarray, k: int, doc_ids: frozenset[str] | None) -> list[str]:
         """Nearest sentences from Chroma, each bringing the chunks that contain it. Sentences at the same
-        distance (the same sentence in several documents) bring their chunks in chunk order, as above."""
+        distance (the same sentence in several documents) bring their chunks in chunk order, as above; a tie
+        that runs past TIE_FETCH_MAX fetched sentences is ordered among those fetched (fetching thousands of
+        copies of one boilerplate sentence would cost more than the order is worth)."""
         store = self._stores[name]  # type: ignore[index]
-        total = store.count()
+        total = store.count(max_age_s=COUNT_MAX_AGE_S)
         n = min(total, 3 * k + max(0, total - self.size))
         while True:
             hits = store.nearest(vec, n, doc_ids)
-            complete = n >= total or len(hits) < n
+            more = len(hits) == n and n < total
             groups: list[list[int]] = []
             last = None
             for doc_id, content_hash, start, distance in hits:
@@ -109,16 +112,21 @@ class SentenceIndex:
                     last = distance
                 if self._hashes.get(doc_id) == content_hash:  # else: being written, or no longer indexed
                     groups[-1].extend(self._chunks_of.get((doc_id, start), []))
-            if not complete and groups:
-                groups.pop()  # the farthest group may go on past the n results
-            out: list[int] = []
-            seen: set[int] = set()
-            for group in groups:
-                for ci in sorted(set(group) - seen):
-                    seen.add(ci)
-                    out.append(ci)
-                if len(out) >= k:
-                    return [self.chunk_ids[i] for i in out[:k]]
-            if complete:
-                return [self.chunk_ids[i] for i in out]
+            whole = groups[:-1] if more else groups  # the farthest tie may go on past the n fetched
+            if more and n >= TIE_FETCH_MAX:
+                whole = groups
+            out = _in_order(whole)
+            if len(out) >= k or not more:
+                return [self.chunk_ids[i] for i in out[:k]]
             n = min(total, n * 4)
+
+
+def _in_order(groups: list[list[int]]) -> list[int]:
+    """Chunk indices by group, each group in chunk order, first occurrence only."""
+    out: list[int] = []
+    seen: set[int] = set()
+    for group in groups:
+        for ci in sorted(set(group) - seen):
+            seen.add(ci)
+            out.append(ci)
+    return out

@@ -4,6 +4,7 @@ document's text, and the catalog record whose write commits an ingest. Embedded 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from chatbot.schemas import Chunk, Sentence
 
 # At most this many extra candidates are asked for to step over records an ingest is writing (see query).
 MAX_OVERFETCH = 2000
+# A query may use a record count this old: an ingest starting meanwhile shifts candidates for that long at most.
+COUNT_MAX_AGE_S = 2.0
 _ONE = [1.0]  # Chroma requires a vector per record; the document and catalog collections are never searched
 
 
@@ -80,8 +83,16 @@ class _Collection:
         except Exception:  # noqa: BLE001 - older servers do not say
             self._max_batch = 4096
 
-    def count(self) -> int:
-        return int(self._collection.count())
+    def count(self, max_age_s: float = 0.0) -> int:
+        """Records in the collection; a count at most max_age_s old will do (counting 30,000 records took
+        8 ms, more than the search itself)."""
+        now = time.monotonic()
+        cached = getattr(self, "_counted", None)
+        if cached is not None and now - cached[1] <= max_age_s:
+            return cached[0]
+        value = int(self._collection.count())
+        self._counted = (value, now)
+        return value
 
     def _upsert(self, ids: list[str], vectors: np.ndarray | list, metadatas: list[dict],
                 documents: list[str] | None = None) -> None:
@@ -160,7 +171,7 @@ class ChromaStore(_Collection):
         another process deleted since come back without their data, and only `live` can still tell them."""
         if k <= 0 or (doc_ids is not None and not doc_ids):
             return []
-        total = self.count()
+        total = self.count(max_age_s=COUNT_MAX_AGE_S)
         if total == 0:
             return []
         live_set = live if isinstance(live, (set, frozenset, Mapping)) or live is None else set(live)

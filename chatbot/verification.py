@@ -23,7 +23,7 @@ import numpy as np
 
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
-from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer
+from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
 from chatbot.names import name_runs, names_in
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
 from chatbot.query import Query, as_query
@@ -149,6 +149,9 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
         return f"number {claim[q.start:q.end]!r} is not in the cited passage"
     low = joined.lower()
     asked = query.text.lower()
+    for term in _QUOTED_TERM.findall(claim):  # a quoted name ("All in AI") is a fact like a number
+        if term.strip().lower() not in low and term.strip().lower() not in asked:
+            return f"quoted {term!r} is not in the cited passage"
     for name in names_in(claim):
         # A name the question itself uses is the user's wording, not a new claim.
         word = re.compile(r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?![a-z0-9])")
@@ -166,14 +169,26 @@ def content_words(text: str) -> set[str]:
 
 def lexical_coverage(claim: str, passage: str) -> float:
     """Share of the claim's content words found in the passage."""
-    words = content_words(claim)
-    if not words:
-        return 0.0
-    return len(words & set(tokenize(passage))) / len(words)
+    return _coverage(content_words(claim), passage)
+
+
+_QUOTED_TERM = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")
+PREFIX = 5  # words sharing their first five letters are forms of one word ("monitor", "monitoring")
 
 
 def _coverage(words: set[str], passage: str) -> float:
-    return len(words & set(tokenize(passage))) / len(words) if words else 0.0
+    """Share of the words found in the passage, a word matching any form with the same first letters."""
+    if not words:
+        return 0.0
+    found = set(tokenize(passage))
+    prefixes = {w[:PREFIX] for w in found if len(w) >= PREFIX}
+    return sum(1 for w in words if w in found or (len(w) >= PREFIX and w[:PREFIX] in prefixes)) / len(words)
+
+
+def _adds_little(claim: str, query: Query) -> bool:
+    """A Chinese claim whose Chinese words are (almost) all the question's: "上海电气聚焦的是“AI for engineering”方向"."""
+    cjk = {t for t in tokenize(claim) if "\u3400" <= t[0] <= "\u9fff"}
+    return len(cjk - set(query.tokens)) <= 3
 
 
 def restates(claim: str, question: str | Query) -> bool:
@@ -187,7 +202,8 @@ def restates(claim: str, question: str | Query) -> bool:
     q_values = [q.value for q in query.quantities]
     new_words = content_words(claim) - set(query.tokens)
     new_values = [q for q in extract_quantities(claim) if not any(same_value(q.value, v) for v in q_values)]
-    return not new_words and not new_values
+    quoted = [t for t in _QUOTED_TERM.findall(claim) if t.strip().lower() not in query.text.lower()]
+    return not new_words and not new_values and not quoted
 
 
 def repair_chinese_numbers(claim: str, passages: list[str]) -> str:
@@ -276,8 +292,9 @@ def verify_citations(
         # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
         same_language = all(detect_language(t) == detect_language(claim.text) for t in texts)
         floor = min_similarity if same_language else min_similarity_cross
-        # English words left in a Chinese sentence can be checked word by word too.
-        lexical = english or len(new) >= 3
+        # English words left in a Chinese sentence can be checked word by word too; a Chinese sentence that adds
+        # nothing to the question's words but an English term, name or number is checked by those.
+        lexical = english or len(new) >= 3 or (bool(new) and _adds_little(claim.text, query))
         if (lexical and lex >= min_lexical) or sim >= floor:
             return True, "", sim + (lex if lexical else 0.0)
         return False, f"meaning not supported (word coverage {lex:.2f}, similarity {sim:.2f})", 0.0
@@ -365,8 +382,10 @@ def _narrow(claim: str, p: Passage, query: Query) -> list[Passage]:
     names = names_in(claim)  # the question's names too: a reader checks the claim against what it cites
     values = [q.value for q in extract_quantities(claim)]
 
+    quoted = [t.strip() for t in _QUOTED_TERM.findall(claim)]
+
     def facts(text: str) -> set[str]:
-        found = {n for n in names if _has_word(text, n)}
+        found = {n for n in names if _has_word(text, n)} | {f"“{t}" for t in quoted if t.lower() in text.lower()}
         found |= {f"#{v}" for v in values if any(same_value(v, q.value) for q in extract_quantities(text))}
         return found
 
@@ -402,19 +421,26 @@ def _clause_span(p: Passage, lo: int, hi: int) -> Passage:
 
 
 def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str) -> bool:
-    """Every name the question asks about that the documents contain is in the sentences the answer cites: an
-    answer about someone else ("He Qing said …" to "What did Cheng Peng say?") does not answer it. A name the
-    answer explicitly denies ("He Qing, not Cheng Peng, …") is a correction, not a change of subject."""
+    """An answer that puts another person in place of the one the question asks about ("He Qing said …" to
+    "What did Cheng Peng say?"), citing sentences that never mention the asked-about person, does not answer it.
+    A name the answer explicitly denies ("He Qing, not Cheng Peng, …") is a correction, not a change of subject."""
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
+    others = [run for run in name_runs(strip_markers(answer)) if _person_like(run) and not _has_word(query.text, run)]
+    if not others:
+        return True
     for run in name_runs(query.text):
-        if run.replace("+", "").isupper():
-            continue  # an acronym ("AI", "SOE") names a topic, not whom the question is about
-        if not _has_word(known, run) or _has_word(contexts, run):
+        if not _person_like(run) or not _has_word(known, run) or _has_word(contexts, run):
             continue
         if NEGATION.search(answer) and _has_word(answer, run):
             continue
         return False
     return True
+
+
+def _person_like(run: str) -> bool:
+    """Two or three short capitalised words: a person's name in pinyin ("Lin Mei", "Cheng Peng")."""
+    words = run.split()
+    return 2 <= len(words) <= 3 and all(w[:1].isupper() and w[1:].islower() and len(w) <= 6 for w in words)
 
 
 def _has_word(text: str, word: str) -> bool:

@@ -283,16 +283,8 @@ def test_the_head_is_the_subject_after_any_leading_phrase():
     assert head("The plant uses reverse osmosis and is powered by wind, which supplies a third.") == "The plant"
 
 
-def test_an_answer_about_something_else_than_the_question_asks_is_not_an_answer():
+def test_a_how_many_answer_must_count_what_the_question_asks_about():
     from chatbot.question_intent import addresses_focus
-
-    q = analyse_question("Which two goals did the director name?")
-    assert not addresses_focus(q, "Lin Mei and Tom Wu opened the plant [1].", ["Lin Mei … opened the plant in 2021"])
-    assert addresses_focus(analyse_question("Which districts joined the programme?"),
-                           "Five districts joined it [1].", ["Five districts joined the programme"])
-    # A singular "which <noun>" is answered by naming someone, whatever the noun ("brokerage", "carmaker").
-    assert addresses_focus(analyse_question("Which brokerage was first to finish the filing?"),
-                           "Harbor Securities was first [1].", ["Harbor Securities … became the first to finish"])
 
     def sim(a, b):  # "people" and "volunteers" are close; "people" and "companies" are not
         close = {("people", "volunteers"): 0.5, ("people", "companies"): 0.2}
@@ -301,6 +293,12 @@ def test_an_answer_about_something_else_than_the_question_asks_is_not_an_answer(
     how_many = analyse_question("How many people keep the railway running?")
     assert addresses_focus(how_many, "About 260 volunteers run it [1].", ["run by about 260 volunteers"], sim)
     assert not addresses_focus(how_many, "49 companies run it [1].", ["composed of 49 companies"], sim)
+    assert addresses_focus(analyse_question("How many districts joined the programme?"),
+                           "Five districts joined it [1].", ["Five districts joined the programme"], sim)
+    # "Which <noun>" is not judged by its noun: a correct answer paraphrases it as often as a wrong one lacks it.
+    assert addresses_focus(analyse_question("Which two regulatory procedures did it complete first?"),
+                           "It completed algorithm filing and service registration [1].",
+                           ["the first to complete algorithm filing and service registration"], sim)
 
 
 def test_an_answer_whose_sources_never_mention_the_person_asked_about_is_not_an_answer():
@@ -312,6 +310,8 @@ def test_an_answer_whose_sources_never_mention_the_person_asked_about_is_not_an_
     assert not question_names_grounded(q, "Lin Mei said losses fell [1].", [forum], known)
     assert question_names_grounded(analyse_question("What did Lin Mei say at the forum?"), "Losses fell [1].",
                                    [forum], known)
+    # Another sentence may answer a question that mentions someone only as its occasion.
+    assert question_names_grounded(q, "Losses fell [1].", [forum], known)
     assert question_names_grounded(q, "It was Lin Mei, not Tom Wu, who said losses fell [1].", [forum], known)
     # A name the documents never mention cannot be checked here (the model's refusal or the verifier decides).
     assert question_names_grounded(analyse_question("What did Ann Lee say?"), "Losses fell [1].", [forum], known)

@@ -13,7 +13,6 @@ from chatbot.store import COUNT_MAX_AGE_S, SentenceStore
 # sentences instead of comparing it with every sentence vector (measured: ~15 ms per 100,000 sentences and
 # embedder with numpy on this machine's cores, against a few ms for Chroma).
 BRUTE_FORCE_MAX = 40_000
-TIE_FETCH_MAX = 1000
 
 
 class SentenceIndex:
@@ -95,9 +94,9 @@ class SentenceIndex:
 
     def _top_by_vector_index(self, name: str, vec: np.ndarray, k: int, doc_ids: frozenset[str] | None) -> list[str]:
         """Nearest sentences from Chroma, each bringing the chunks that contain it. Sentences at the same
-        distance (the same sentence in several documents) bring their chunks in chunk order, as above; a tie
-        that runs past TIE_FETCH_MAX fetched sentences is ordered among those fetched (fetching thousands of
-        copies of one boilerplate sentence would cost more than the order is worth)."""
+        distance (the same sentence in several documents) bring their chunks in chunk order among those
+        fetched: the ranking is the exact one up to the order within ties (completing a tie of thousands of
+        copies of one boilerplate sentence would cost more than that order is worth)."""
         store = self._stores[name]  # type: ignore[index]
         total = store.count(max_age_s=COUNT_MAX_AGE_S)
         n = min(total, 3 * k + max(0, total - self.size))
@@ -112,10 +111,7 @@ class SentenceIndex:
                     last = distance
                 if self._hashes.get(doc_id) == content_hash:  # else: being written, or no longer indexed
                     groups[-1].extend(self._chunks_of.get((doc_id, start), []))
-            whole = groups[:-1] if more else groups  # the farthest tie may go on past the n fetched
-            if more and n >= TIE_FETCH_MAX:
-                whole = groups
-            out = _in_order(whole)
+            out = _in_order(groups)
             if len(out) >= k or not more:
                 return [self.chunk_ids[i] for i in out[:k]]
             n = min(total, n * 4)

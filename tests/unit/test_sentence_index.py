@@ -86,7 +86,7 @@ def test_evidence_reads_the_same_vectors_and_rows(corpus_dir):
 
 def test_the_vector_index_path_ranks_like_the_exact_one(tmp_path, corpus_dir):
     """Above BRUTE_FORCE_MAX sentences the ranking asks Chroma's sentence collection; on a small index
-    (where Chroma's search is exhaustive) it must give the exact ranking."""
+    (where Chroma's search is exhaustive) it must give the exact ranking, up to the order within ties."""
     for n in range(3):
         (corpus_dir / f"extra-{n}.txt").write_text(" ".join(d.text for d in _docs(corpus_dir)[1 + n : 3 + n]),
                                                    encoding="utf-8")
@@ -99,12 +99,26 @@ def test_the_vector_index_path_ranks_like_the_exact_one(tmp_path, corpus_dir):
     exact = SentenceIndex(snap.sentences, snap.chunks)
     via_chroma = SentenceIndex(snap.sentences, snap.chunks, stores=snap.index.sentences, hashes=hashes,
                                brute_force_max=0)
+    by_id = {c.chunk_id: c for c in snap.chunks}
+
+    def scores(ids: list[str], vec: np.ndarray) -> list[float]:  # each chunk's best sentence cosine
+        out = []
+        for cid in ids:
+            c = by_id[cid]
+            rows = [exact.row[(c.doc_id, st.start)] for st in c.sentences]
+            out.append(round(float(np.max(exact.vectors[c.doc_id]["use"][rows] @ vec)), 5))
+        return out
+
+    ties = 0
     for q in QUESTIONS:
         vec = emb.embed_query(q)
-        for k in (1, 4, 12):
-            assert via_chroma.top_chunks("use", vec, k) == exact.top_chunks("use", vec, k)
-        only = frozenset({"extra-1"})
-        assert via_chroma.top_chunks("use", vec, 6, only) == exact.top_chunks("use", vec, 6, only)
+        for k, only in ((1, None), (4, None), (12, None), (6, frozenset({"extra-1"}))):
+            got, want = via_chroma.top_chunks("use", vec, k, only), exact.top_chunks("use", vec, k, only)
+            assert len(got) == len(want) and scores(got, vec) == scores(want, vec)  # the same ranking ...
+            ties += got != want  # ... up to the order of chunks whose best sentences are copies
+            if only is not None:
+                assert {by_id[c].doc_id for c in got} <= only
+    assert ties < 10
 
 
 def reference_bm25(docs: list[list[str]], query: str, k1: float = 1.2, b: float = 0.75) -> dict[int, float]:

@@ -28,3 +28,17 @@ def test_chunk_ids_are_stable_content_hashes(corpus_dir):
     a = [c.chunk_id for c in chunk_document(doc)]
     b = [c.chunk_id for c in chunk_document(doc)]
     assert a == b and len(set(a)) == len(a)
+
+
+def test_a_changed_document_gets_new_chunk_ids_even_where_its_text_is_the_same(corpus_dir):
+    """An ingest writes a new version beside the committed one: its ids must not overwrite the old records."""
+    doc = load_corpus(corpus_dir).documents[0]
+    changed = doc.model_copy(update={"text": doc.text + "\nOne more line.", "content_hash": "other"})
+    old, new = chunk_document(doc), chunk_document(changed)
+    assert old[0].text == new[0].text and old[0].start == new[0].start
+    assert not {c.chunk_id for c in old} & {c.chunk_id for c in new}
+
+
+def test_chunking_with_given_sentences_is_the_same(corpus_dir):
+    doc = load_corpus(corpus_dir).documents[0]
+    assert chunk_document(doc, sentences=split_sentences(doc.text)) == chunk_document(doc)

@@ -45,10 +45,11 @@ def is_chinese(text: str) -> bool:
     return cjk > 0 and cjk * 2 >= latin
 
 
-def attach(sentence: str, marks: str) -> str:
+def attach(sentence: str, marks: str, chinese: bool | None = None) -> str:
     """Put the markers before the sentence's final punctuation: 'Eleven enterprises launched it [1].';
-    a Chinese sentence ends with Chinese punctuation: '共有11家企业[1]。'."""
-    chinese = is_chinese(sentence)
+    a Chinese sentence ends with Chinese punctuation: '共有11家企业[1]。'. `chinese` overrides the guess from the
+    sentence's own characters (a Chinese answer may hold long English names)."""
+    chinese = is_chinese(sentence) if chinese is None else chinese
     m = _END.search(sentence)
     body, end = (sentence[: m.start()], sentence[m.start() :]) if m else (sentence, "")
     if chinese:

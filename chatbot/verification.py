@@ -337,7 +337,8 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
                 order.setdefault(key, len(order) + 1)
                 keys.append(key)
         marks = "".join(f"[{order[k]}]" for k in dict.fromkeys(keys))
-        parts.append(attach(v.text, marks))
+        chinese = True if query.language == "zh" and re.search(r"[\u3400-\u9fff]", v.text) else None
+        parts.append(attach(v.text, marks, chinese))
     used = [replace(spans[k], n=order[k]) for k in sorted(order, key=order.__getitem__)]
     return Verification(
         answer=join_sentences(parts), passages=used, sentences=verified,

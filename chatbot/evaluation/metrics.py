@@ -261,17 +261,24 @@ def score_answer(item: GoldItem, reply: Reply, ref: Reference) -> SystemResult:
         rank = next((i for i, r in enumerate(reply.ranked, 1) if any(r.overlaps(g) for g in gold)), None)
     in_prompt = (sum(_covered(g, reply.prompt) >= PROMPT_COVERAGE for g in gold) / len(gold)) if gold else None
     unfaithful: list[str] = []
-    faithfulness = None
+    faithfulness = faithfulness_sentence = None
     if not reply.refused and not reply.error:
-        unfaithful, checked = unfaithful_sentences(answer, reply.cited, " ".join([*item.history, item.question]),
-                                                   ref.glossary)
+        asked = " ".join([*item.history, item.question])
+        unfaithful, checked = unfaithful_sentences(answer, reply.cited, asked, ref.glossary)
         faithfulness = (checked - len(unfaithful)) / checked if checked else None
+        # The same check against the whole document sentences the cited spans are in (a clause-level citation
+        # may leave out its sentence's subject): tells a citation too narrow from a claim not in the document.
+        widened = [Passage(p.n, p.doc_id, p.start, p.end, " ".join(ref.sentences_around([p.span])) or p.text)
+                   for p in reply.cited]
+        loose, checked = unfaithful_sentences(answer, widened, asked, ref.glossary)
+        faithfulness_sentence = (checked - len(loose)) / checked if checked else None
     return SystemResult(
         answer=answer, refused=reply.refused, answer_language=answer_language, in_language=in_language,
         correct=correct, correct_any_language=correct_any, why=why, missing_facts=missing, contradictions=contra,
         citations=[CitedSpan(n=p.n, doc_id=p.doc_id, start=p.start, end=p.end, text=p.text, precise=ok)
                    for p, ok in zip(reply.cited, precise)],
         unsupported=reply.unsupported, unfaithful=unfaithful, faithfulness=faithfulness,
+        faithfulness_sentence=faithfulness_sentence,
         citation_precision=precision, citation_recall=recall,
         cited_chars=sum(s.end - s.start for s in spans), cited_gold_chars=sum(_gold_chars(s, gold) for s in spans),
         retrieved=reply.ranked is not None, hit_rank=rank, evidence_in_prompt=in_prompt, shown=reply.prompt,
@@ -319,6 +326,7 @@ def aggregate(rows: Sequence[tuple[GoldItem, SystemResult]]) -> Metrics:
         citation_recall=_mean([r.citation_recall for r in with_gold if r.citation_recall is not None]),
         citation_char_precision=_share(sum(r.cited_gold_chars for r in results), cited_chars),
         faithfulness=_mean([r.faithfulness for r in results if r.faithfulness is not None]),
+        faithfulness_sentence=_mean([r.faithfulness_sentence for r in results if r.faithfulness_sentence is not None]),
         verifier_removed=_mean([float(bool(r.unsupported)) for r in results]),
         evidence_in_prompt=_mean([r.evidence_in_prompt for r in with_gold if r.evidence_in_prompt is not None]),
         hit_at_1=_mean([float(r.hit_rank is not None and r.hit_rank <= 1) for r in ranked]),

@@ -72,6 +72,7 @@ class SystemResult(BaseModel):
     unsupported: list[str] = Field(default_factory=list)  # sentences the system's own verifier removed
     unfaithful: list[str] = Field(default_factory=list)  # sentences failing the eval's independent check
     faithfulness: float | None = None
+    faithfulness_sentence: float | None = None  # the same check against the cited spans' whole sentences
     citation_precision: float | None = None
     citation_recall: float | None = None
     cited_chars: int = 0
@@ -131,6 +132,7 @@ class Metrics(BaseModel):
     citation_char_precision: float | None = metric("cited characters inside gold evidence")
     faithfulness: float | None = metric("faithfulness (independent check: every number and name of a sentence "
                                         "is in the passage it cites)")
+    faithfulness_sentence: float | None = metric("faithfulness against the whole sentences the cited spans are in")
     verifier_removed: float | None = metric("answers the system's own verifier cut sentences from",
                                             lower_is_better=True)
     evidence_in_prompt: float | None = metric("gold evidence that reached the prompt")

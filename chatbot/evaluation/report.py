@@ -304,7 +304,8 @@ def _line(name: str, m: Metrics) -> str:
     return (f"accuracy {pct(m.answer_accuracy)} (any language {pct(m.accuracy_any_language)}, "
             f"in the question's language {pct(m.answered_in_language)}) · refusal {pct(m.unanswerable_accuracy)}"
             f" · false premise {pct(m.false_premise_accuracy)} · citations P {pct(m.citation_precision)} "
-            f"R {pct(m.citation_recall)} · faithfulness {pct(m.faithfulness)} · evidence in prompt "
+            f"R {pct(m.citation_recall)} · faithfulness {pct(m.faithfulness)} (to the cited sentence "
+            f"{pct(m.faithfulness_sentence)}) · evidence in prompt "
             f"{pct(m.evidence_in_prompt)} · answer length {fmt_metric(m.mean_answer_chars, 'chars')} chars"
             f" [n={m.n}]")
 

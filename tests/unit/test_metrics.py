@@ -203,3 +203,14 @@ def test_unbracketed_source_references_are_citations():
     item = gold(answers=[["11"]], evidence=[LAUNCH], question="How many SOEs launched it?")
     r = score_answer(item, reply("According to Source 1, 11 SOEs launched it.", [passage(1, LAUNCH)]), REF)
     assert r.correct and r.faithfulness == 1.0, r.why
+
+
+def test_a_clause_citation_that_leaves_out_the_subject_is_strictly_unfaithful_but_sentence_faithful():
+    item = gold(answers=[["more than 30%"]], evidence=[PRODUCTIVITY], question="By how much did productivity rise?")
+    r = score_answer(item, reply("China Taiping raised labor productivity by more than 30% [1].",
+                                 [passage(1, PRODUCTIVITY)]), REF)
+    assert r.faithfulness == 0.0 and "'China Taiping' is not in the cited passage" in r.unfaithful[0]
+    assert r.faithfulness_sentence == 1.0
+    invented = score_answer(item, reply("SAIC raised labor productivity by more than 30% [1].",
+                                        [passage(1, PRODUCTIVITY)]), REF)
+    assert invented.faithfulness == 0.0 and invented.faithfulness_sentence == 0.0

@@ -366,10 +366,10 @@ def write_record(report: Report, results_dir: Path) -> Path:
     run = report.run
     day = (run.timestamp[:10] or dt.date.today().isoformat())
     name = f"{day}-{(run.git_commit or 'nogit')[:8]}{'-dirty' if run.git_dirty else ''}-{run.split}"
-    if run.answers_from and run.scored_at_commit:
-        name += f"-rescored-{run.scored_at_commit[:8]}"
     name += "-baseline" if "baseline" in report.systems else ""
     name += "-subset" if run.subset else ""
+    if run.answers_from and run.scored_at_commit:
+        name += f"-rescored-{run.scored_at_commit[:8]}"
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{name}.json"
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -7,7 +7,9 @@ Corpora:
   unique-N        about N chunks, every sentence made distinct (a city district and a number woven in):
                   the worst case, where no text repeats and every chunk and sentence costs an embedding
 
-Prints chunks/s (embedders loaded beforehand, not counted), distinct texts embedded, time per phase, a re-ingest
+Prints chunks/s (embedders loaded beforehand, not counted) by the clock and per second of processor time of this
+process (on a shared machine the clock figure depends on what else runs; in server mode the Chroma server's own
+processor time is not counted), distinct texts embedded, time per phase, a re-ingest
 of the unchanged corpus, and retrieval p50/p95 over the gold questions at each size; writes
 bench/results/ingest.json. Usage:
   python bench/bench_ingest.py                                  # the default set (takes a while at 100k)
@@ -139,7 +141,8 @@ def run_case(name: str, corpus: Path, index: Path, embedders: Embedders, questio
     phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases_s"].items())
     print(f"{name:<18} {row['mode']:<8} {summary.chunks:>7} chunks {summary.documents:>6} docs "
           f"{summary.embedded_texts:>6} texts embedded  {summary.seconds:>7.1f} s  {rate:>7.1f} chunks/s  "
-          f"({summary.cpu_s:.1f} CPU-s: {cpu_rate:.1f} chunks per CPU-s, load {os.getloadavg()[0]:.1f})  "
+          f"({summary.cpu_s:.1f} CPU-s{' here, the server not counted' if server else ''}: {cpu_rate:.1f} chunks per "
+          f"CPU-s, load {os.getloadavg()[0]:.1f})  "
           f"[{phases}]  re-ingest {reingest:.2f} s", flush=True)
     if questions:
         r = measure_retrieval(settings, embedders, questions)

@@ -126,7 +126,9 @@ def _git(*args: str) -> str:
 
 def _machine() -> dict[str, object]:
     info: dict[str, object] = {"platform": platform.platform(), "machine": platform.machine(),
-                               "python": platform.python_version(), "cpus": os.cpu_count()}
+                               "python": platform.python_version(), "cpus": os.cpu_count(),
+                               # the machine may be shared: latencies depend on what else ran
+                               "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()]}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -146,6 +146,8 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
             continue
         if negated and any(same_value(q.value, v) for v in q_values):
             continue
+        if any(same_value(q.value, v) for v in q_values) and _comparison_holds(claim, q, passages):
+            continue  # "Yes, it is longer than 600 metres" where the passage says 640 metres
         return f"number {claim[q.start:q.end]!r} is not in the cited passage"
     low = joined.lower()
     asked = query.text.lower()
@@ -159,6 +161,37 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
             continue
         return f"name {name!r} is not in the cited passage"
     return ""
+
+
+_MORE = re.compile(r"\b(more|longer|larger|greater|higher|bigger|older|over|above|exceed\w*|after|later)\b"
+                   r"(\s+than)?\s*$|超过\s*$|多于\s*$|高于\s*$|大于\s*$|晚于\s*$", re.I)
+_LESS = re.compile(r"\b(less|fewer|shorter|smaller|lower|younger|under|below|before|earlier)\b(\s+than)?\s*$|"
+                   r"不到\s*$|少于\s*$|低于\s*$|小于\s*$|早于\s*$", re.I)
+_AFTER_MORE = re.compile(r"^\s*(以上|多)")
+_AFTER_LESS = re.compile(r"^\s*(以下|以内)")
+
+
+def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
+    """A number the question gave, used in a comparison ("longer than 600 metres", "before 1980", "超过一半"),
+    holds when a passage states a number of the same thing on the right side of it (640 metres, 1976). A claim
+    that denies the comparison ("not longer than 600") holds when the passage's number is on the other side."""
+    before = claim[max(0, q.start - 30) : q.start]
+    after = claim[q.end : q.end + 4]
+    more = bool(_MORE.search(before) or _AFTER_MORE.search(after))
+    less = bool(_LESS.search(before) or _AFTER_LESS.search(after))
+    if more == less:
+        return False
+    negated = bool(NEGATION.search(claim[: q.start]))
+    for text in passages:
+        for p in extract_quantities(text):
+            if p.percent != q.percent or same_value(p.value, q.value):
+                continue
+            if not number_context_supported(claim, q, text[: p.start] + claim[q.start : q.end] + text[p.end :]):
+                continue
+            bigger = p.value > q.value
+            if (bigger if more else not bigger) != negated:
+                return True
+    return False
 
 
 def content_words(text: str) -> set[str]:

@@ -315,3 +315,11 @@ def test_an_answer_whose_sources_never_mention_the_person_asked_about_is_not_an_
     assert question_names_grounded(q, "It was Lin Mei, not Tom Wu, who said losses fell [1].", [forum], known)
     # A name the documents never mention cannot be checked here (the model's refusal or the verifier decides).
     assert question_names_grounded(analyse_question("What did Ann Lee say?"), "Losses fell [1].", [forum], known)
+
+
+def test_a_yes_no_comparison_with_the_questions_number_is_checked_against_the_passages_number():
+    p = ["It is 640 metres long and carries two traffic lanes."]
+    q = "Is the bridge longer than 600 metres?"
+    assert check_facts("Yes, the bridge is longer than 600 metres.", p, q) == ""
+    assert "600" in check_facts("Yes, the bridge is shorter than 600 metres.", p, "Is the bridge shorter than 600 metres?")
+    assert "700" in check_facts("Yes, the bridge is longer than 700 metres.", p, "Is the bridge longer than 700 metres?")

@@ -182,10 +182,13 @@ def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
     if more == less:
         return False
     negated = bool(NEGATION.search(claim[: q.start]))
+    unit = [t for t in tokenize(claim[q.end :]) if not _numeric(t)][:1]
     for text in passages:
         for p in extract_quantities(text):
             if p.percent != q.percent or same_value(p.value, q.value):
                 continue
+            if unit and unit != [t for t in tokenize(text[p.end :]) if not _numeric(t)][:1]:
+                continue  # "600 metres" compares with "640 metres", not with "two traffic lanes"
             if not number_context_supported(claim, q, text[: p.start] + claim[q.start : q.end] + text[p.end :]):
                 continue
             bigger = p.value > q.value

@@ -52,4 +52,4 @@ lint: setup ## ruff and mypy
 	$(BIN)/python -m mypy chatbot
 
 clean: ## remove the index (the venv stays)
-	rm -rf index/chroma index/*.json index/*.npz
+	rm -rf index/chroma index/*.json index/*.npz index/texts index/ingest.lock

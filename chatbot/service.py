@@ -298,7 +298,10 @@ class ChatService:
             yield AnswerEvent(answer=answer)
             return
 
-        conflicts = premise_conflicts(query, passages, self.similarity)
+        # A Chinese question's numbers are compared with English passages through its English translation, where
+        # the words around each number can be matched.
+        premise_query = analyse_question(translation) if translation and query.language != "en" else query
+        conflicts = premise_conflicts(premise_query, passages, self.similarity)
         messages = prompts.answer_messages([p.shown for p in passages], standalone,
                                            [(c.asked, c.stated) for c in conflicts])
         if language == "zh" and self.settings.chinese_answers == "translate":

@@ -472,17 +472,19 @@ def _clause_span(p: Passage, lo: int, hi: int) -> Passage:
 
 
 def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str) -> bool:
-    """An answer that puts another person in place of the one the question asks about ("He Qing said …" to
-    "What did Cheng Peng say?"), citing sentences that never mention the asked-about person, does not answer it.
-    A name the answer explicitly denies ("He Qing, not Cheng Peng, …") is a correction, not a change of subject."""
+    """A person the question asks about, when the answer speaks of them or puts another person in their place,
+    must be in the sentences the answer cites: "Cheng Peng said …" citing a sentence about someone else, or "He
+    Qing said …" to "What did Cheng Peng say?", does not answer the question. A name the answer explicitly denies
+    ("He Qing, not Cheng Peng, …") is a correction, not a claim."""
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
-    others = [run for run in name_runs(strip_markers(answer)) if _person_like(run) and not _has_word(query.text, run)]
-    if not others:
-        return True
+    text = strip_markers(answer)
+    others = [run for run in name_runs(text) if _person_like(run) and not _has_word(query.text, run)]
     for run in name_runs(query.text):
         if not _person_like(run) or not _has_word(known, run) or _has_word(contexts, run):
             continue
-        if NEGATION.search(answer) and _has_word(answer, run):
+        if not (others or _has_word(text, run)):
+            continue  # the answer speaks of something else the question asked (a period, a place)
+        if NEGATION.search(text) and _has_word(text, run):
             continue
         return False
     return True

@@ -323,3 +323,13 @@ def test_a_yes_no_comparison_with_the_questions_number_is_checked_against_the_pa
     assert check_facts("Yes, the bridge is longer than 600 metres.", p, q) == ""
     assert "600" in check_facts("Yes, the bridge is shorter than 600 metres.", p, "Is the bridge shorter than 600 metres?")
     assert "700" in check_facts("Yes, the bridge is longer than 700 metres.", p, "Is the bridge longer than 700 metres?")
+
+
+def test_an_answer_about_the_asked_person_must_cite_a_sentence_that_mentions_them():
+    from chatbot.verification import question_names_grounded
+
+    known = "Lin Mei, the chief engineer, and Tom Wu attended. Harbor Bank regards water as its top project."
+    bank = Passage(1, "d", 60, 100, "regards water as its top project",
+                   context_text="Harbor Bank regards water as its top project.")
+    q = analyse_question("What did Tom Wu say at the forum?")
+    assert not question_names_grounded(q, "Tom Wu said water is the top project [1].", [bank], known)

@@ -13,11 +13,13 @@ from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
 from chatbot.numbers import Quantity, extract_quantities, same_value
 from chatbot.query import Query
-from chatbot.verification import Passage, Similarity, number_context_supported
+from chatbot.verification import Passage, Similarity, number_context_supported, word_coverage
 
 MIN_OVERLAP = 0.5  # share of the words around the question's number found around the documents' number
+MIN_OVERLAP_COUNTED = 0.25  # the same, when both numbers count the same noun ("25 stations", "17 stations")
 MIN_SIMILARITY_CROSS = 0.35  # a Chinese question and an English passage: multilingual cosine instead
 _UNITS_AFTER = re.compile(r"^\s*(percent|per cent|%)", re.I)
+_LABEL_BEFORE = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][a-z]+\s*$")
 _NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
 
 
@@ -51,6 +53,17 @@ def _around(text: str, q: Quantity, before: int = 4, after: int = 3) -> tuple[se
     return set(left) | set(right), right
 
 
+def _counted(after: str) -> list[str]:
+    """The words a number counts: up to three words after it, stopping at the next number."""
+    out = []
+    for t in tokenize(after)[:4]:
+        if t.replace(".", "").replace(",", "").isdigit():
+            break
+        if t not in _NUMBERISH:
+            out.append(t)
+    return out[:3]
+
+
 def _numeric(token: str) -> bool:
     return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
 
@@ -68,6 +81,8 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
     out: list[PremiseConflict] = []
     cross_sims: dict[int, float] | None = None
     for q in query.quantities:
+        if _LABEL_BEFORE.search(query.text[: q.start]):
+            continue  # "Line 3", "Terminal 2": a name, not a quantity
         kind = _kind(query.text, q)
         if any(same_value(q.value, p.value) and number_context_supported(query.text, q, text)
                for ps in passages for text in (ps.shown, _context(ps)) for p in extract_quantities(text)):
@@ -86,12 +101,12 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
                 if same_language:
                     if not near:
                         continue
-                    window = set(tokenize(text[max(0, p.start - 120) : p.end + 80]))
-                    counted = [t for t in tokenize(text[p.end :]) if not _numeric(t)][:3]
-                    if after and after[0] not in counted:
+                    window = text[max(0, p.start - 120) : p.end + 80]
+                    counted = _counted(text[p.end :])
+                    if after and not set(after) & set(counted):
                         continue  # what the question counts ("50 billion yuan") must be what the passage counts
-                    strength = len(near & window) / len(near)
-                    if strength < MIN_OVERLAP:
+                    strength = word_coverage(near, window)
+                    if strength < (MIN_OVERLAP_COUNTED if after else MIN_OVERLAP):
                         continue
                 else:
                     if similarity is None:

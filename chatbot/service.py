@@ -33,7 +33,9 @@ from chatbot.schemas import (
 from chatbot.translation_safety import (
     protect_for_translation, restore_translation, translation_keeps_facts, untranslated_words,
 )
-from chatbot.verification import Passage, Verification, question_names_grounded, verify_citations
+from chatbot.verification import (
+    Passage, Verification, question_names_grounded, question_names_in_cited_documents, verify_citations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -363,9 +365,16 @@ class ChatService:
         check = verify_citations(draft, passages, query, self.similarity, min_lexical=s.min_lexical_support,
                                  min_similarity=s.min_semantic_support,
                                  min_similarity_cross=s.min_semantic_support_cross)
+        if not check.refused and query.language == "en" and detect_language(check.answer) != "en":
+            # An English question answered in Chinese: the model followed a Chinese source, usually about
+            # something else than the question names.
+            check.refused = True
+            check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         if not check.refused and not (answers_question_type(query, check.answer) and addresses_focus(
                 query, check.answer, [p.shown for p in check.passages], self.similarity)
-                and question_names_grounded(query, check.answer, check.passages, known)):
+                and question_names_grounded(query, check.answer, check.passages, known)
+                and question_names_in_cited_documents(query, check.answer, check.passages,
+                                                      self._texts({p.doc_id for p in check.passages}))):
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         return check
@@ -377,6 +386,15 @@ class ChatService:
         draft = "".join(self.llm.stream(english, max_tokens=self.settings.max_answer_tokens))
         check = self._verify(draft, passages, query, known)
         return None if check.refused or detect_language(check.answer) != "en" else check
+
+    def _texts(self, doc_ids: set[str]) -> dict[str, str]:
+        out = {}
+        for doc_id in doc_ids:
+            try:
+                out[doc_id] = self.document_text(doc_id)
+            except DocumentNotFound:
+                continue
+        return out
 
     def _version(self) -> str:
         """What a cached answer depends on besides the question: settings, model, prompts, and the index."""

@@ -205,20 +205,27 @@ def content_words(text: str) -> set[str]:
 
 def lexical_coverage(claim: str, passage: str) -> float:
     """Share of the claim's content words found in the passage."""
-    return _coverage(content_words(claim), passage)
+    return word_coverage(content_words(claim), passage)
 
 
 _QUOTED_TERM = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")
 PREFIX = 5  # words sharing their first five letters are forms of one word ("monitor", "monitoring")
 
 
-def _coverage(words: set[str], passage: str) -> float:
+def word_coverage(words: set[str], passage: str) -> float:
     """Share of the words found in the passage, a word matching any form with the same first letters."""
     if not words:
         return 0.0
     found = set(tokenize(passage))
     prefixes = {w[:PREFIX] for w in found if len(w) >= PREFIX}
-    return sum(1 for w in words if w in found or (len(w) >= PREFIX and w[:PREFIX] in prefixes)) / len(words)
+
+    def matches(w: str) -> bool:
+        if w in found or (len(w) >= PREFIX and w[:PREFIX] in prefixes):
+            return True
+        # An over-stemmed word ("bre" from "breed") matches the forms it begins.
+        return 3 <= len(w) < PREFIX and any(t.startswith(w) for t in found)
+
+    return sum(1 for w in words if matches(w)) / len(words)
 
 
 def _adds_little(claim: str, query: Query) -> bool:
@@ -322,7 +329,7 @@ def verify_citations(
         new = content_words(claim.text) - set(query.tokens)
         if not new and has_checkable_fact(claim.text):
             return True, "", 1.0
-        lex = max(_coverage(new, t) for t in texts) if new else 0.0
+        lex = max(word_coverage(new, t) for t in texts) if new else 0.0
         sim = max(float(sims[i, col[n]]) for n in ns)
         english = detect_language(claim.text) == "en"
         # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
@@ -434,7 +441,7 @@ def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None 
     # The clause that says what the claim says in other words ("creating an independent … ecosystem").
     words = content_words(claim)
     if words and _latin(claim):
-        overlap = [_coverage(words, t) for t in texts]
+        overlap = [word_coverage(words, t) for t in texts]
         best = max(range(len(texts)), key=lambda i: (overlap[i], -i))
         if overlap[best] >= 0.4:
             per_clause[best] = per_clause[best] | {"~words"}
@@ -469,6 +476,22 @@ def _clause_span(p: Passage, lo: int, hi: int) -> Passage:
     return replace(p, start=start, end=end, text=p.text[start - p.start : end - p.start],
                    clauses=p.clauses[lo : hi + 1], head_start=p.head_start if head else None,
                    head_end=p.head_end if head else None, head_text=p.head_text if head else "")
+
+
+def question_names_in_cited_documents(query: Query, answer: str, cited: list[Passage],
+                                      documents: dict[str, str]) -> bool:
+    """A name the question asks about and the answer repeats must be in the documents the answer cites: "The
+    Harlow Bridge's renovation cost 14 million dollars" citing the library's article, which never mentions the
+    bridge, answers with another document's fact."""
+    text = strip_markers(answer)
+    cited_text = " ".join(documents.get(p.doc_id, p.context_text or p.text) for p in cited)
+    for run in name_runs(query.text):
+        if run.replace("+", "").isupper() or not _has_word(text, run) or _has_word(cited_text, run):
+            continue
+        if NEGATION.search(text):
+            continue
+        return False
+    return True
 
 
 def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str) -> bool:

@@ -333,3 +333,26 @@ def test_an_answer_about_the_asked_person_must_cite_a_sentence_that_mentions_the
                    context_text="Harbor Bank regards water as its top project.")
     q = analyse_question("What did Tom Wu say at the forum?")
     assert not question_names_grounded(q, "Tom Wu said water is the top project [1].", [bank], known)
+
+
+def test_an_answer_citing_another_documents_fact_for_the_asked_thing_is_not_an_answer():
+    from chatbot.verification import question_names_in_cited_documents
+
+    library = "The Riverton Public Library reopened in 2019. The renovation cost 14 million dollars."
+    cost = Passage(1, "library", 47, 84, "The renovation cost 14 million dollars", context_text=library[47:])
+    q = analyse_question("How much did the renovation of the Harlow Bridge cost?")
+    docs = {"library": library}
+    assert not question_names_in_cited_documents(q, "The Harlow Bridge renovation cost 14 million dollars [1].",
+                                                 [cost], docs)
+    q = analyse_question("How much did the renovation of the Riverton Public Library cost?")
+    assert question_names_in_cited_documents(q, "The Riverton Public Library renovation cost 14 million dollars [1].",
+                                             [cost], docs)
+
+
+def test_a_premise_about_the_same_counted_thing_is_found_when_its_subject_is_in_another_sentence():
+    ps = _passages("It runs for 24 kilometres through 17 stations, 11 of them underground.",
+                   "Since 2012 it has run a breeding programme, in which 14 cubs have been born.")
+    conflicts = premise_conflicts(analyse_question("Why does Line 3 of the metro have 25 stations?"), ps)
+    assert [(c.asked, c.stated) for c in conflicts] == [("25", "17")]
+    conflicts = premise_conflicts(analyse_question("How did the zoo breed 30 red panda cubs?"), ps)
+    assert [(c.asked, c.stated) for c in conflicts] == [("30", "14")]

@@ -488,10 +488,18 @@ def question_names_in_cited_documents(query: Query, answer: str, cited: list[Pas
     for run in name_runs(query.text):
         if run.replace("+", "").isupper() or not _has_word(text, run) or _has_word(cited_text, run):
             continue
+        # The user's words may abbreviate what the document spells out ("Shanghai SOEs", "Municipal SASAC"):
+        # acronyms are left out, and the run's other words may each appear on their own.
+        words = {w for word in run.split() if not _ACRONYM.fullmatch(word) for w in tokenize(word)}
+        if not words or word_coverage(words, cited_text) == 1.0:
+            continue
         if NEGATION.search(text):
             continue
         return False
     return True
+
+
+_ACRONYM = re.compile(r"[A-Z0-9+&-]*[A-Z][A-Z0-9+&-]*[A-Z][A-Za-z0-9+&-]*")  # two capitals or more: SOEs, SASAC, AI+
 
 
 def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str) -> bool:

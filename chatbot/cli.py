@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -163,12 +164,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     import uvicorn
 
-    from chatbot.app import AppState, create_app
+    from chatbot.app import AppState, check_workers, create_app
 
     settings = _settings(args)
     host = args.host or settings.host
     port = args.port or settings.port
-    if args.ingest:
+    workers = 1 if args.workers is None else args.workers
+    for warning in check_workers(settings, workers):
+        print(f"Note: {warning}", file=sys.stderr)
+    if args.ingest and workers > 1:
+        # In a child process, so the ingest's models are not kept in the supervisor for as long as it serves.
+        done = subprocess.run([sys.executable, "-m", "chatbot.cli", "ingest", "--corpus", str(settings.corpus_dir),
+                               "--index", str(settings.index_dir)], check=False)
+        if done.returncode != 0:
+            raise ChatbotError("The ingest before serving failed (see above); nothing was served.")
+    elif args.ingest:
         from chatbot.ingest import build_index
 
         summary = build_index(settings, progress=True)
@@ -178,13 +188,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chatbot.api import check_exposure
 
     check_exposure(settings, host, open_api=args.open_api)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if workers > 1:
+        from chatbot.db import Database
+
+        Database(settings.db_path)  # created (WAL) here once, not by the workers racing each other
+        # Each worker process builds its app from the environment: pass on the folders given on the command line.
+        os.environ["CHATBOT_CORPUS_DIR"] = str(settings.corpus_dir)
+        os.environ["CHATBOT_INDEX_DIR"] = str(settings.index_dir)
+        print(f"API at http://{shown}:{port}/ in {workers} workers  (API docs: http://{shown}:{port}/docs; "
+              "Ctrl-C stops)", file=sys.stderr, flush=True)
+        uvicorn.run("chatbot.app:create_worker_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = AppState(settings)
     app = create_app(settings, state=state)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"Chat and API at http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs; Ctrl-C stops)",
           file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def cmd_model_path(args: argparse.Namespace) -> int:
+    from chatbot.llm import resolve_model_path
+
+    settings = _settings(args)
+    print(resolve_model_path(settings.llm_model, settings.cache_dir))
     return 0
 
 
@@ -265,7 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index folder (default: index/)")
     p.add_argument("--open-api", action="store_true", dest="open_api",
                    help="allow serving on a non-loopback address with no API key (the API is then open to all)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (default 1). More than one needs a Chroma server (CHATBOT_CHROMA_HOST) and "
+                   "serves the HTTP API only; README: \"When one machine is not enough\"")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("model-path", help="print the path of the GGUF model (CHATBOT_LLM_MODEL), assembling the "
+                       "packaged one first; e.g. for `python -m llama_cpp.server --model`")
+    p.set_defaults(func=cmd_model_path)
 
     p = sub.add_parser("feedback", help="feedback given in the chat")
     fsub = p.add_subparsers(dest="feedback_command", required=True)

@@ -40,9 +40,9 @@ eval: setup ## the full eval suite (dev and test splits, follow-up conversations
 	$(BIN)/chatbot ingest --quiet
 	$(BIN)/chatbot eval --conversations --baseline
 
-eval-gate: setup ## the fast CI subset of the dev split, failing past eval/thresholds.toml
+eval-gate: setup ## the fast CI subset of the held-out test split, failing past eval/thresholds.toml
 	$(BIN)/chatbot ingest --quiet
-	$(BIN)/chatbot eval --split dev --subset eval/gate_subset.txt --gate eval/thresholds.toml
+	$(BIN)/chatbot eval --split test --subset eval/gate_subset.txt --gate eval/thresholds.toml
 
 bench: setup ## print ingest, retrieval and answer latency figures on this machine
 	$(BIN)/python bench/bench.py

@@ -1,8 +1,8 @@
 """The HTTP API for portals: routes call the ChatService and nothing else.
 
 Modules: routes (/api/v1), openai_compat (/v1), models (bodies), errors (one JSON error shape), keys (hashed
-API keys in SQLite), auth (Bearer check and rate limit as dependencies), limits (body size, requests per
-minute), metrics (Prometheus), sse (the blocking stream on the event loop), widget (/widget.js)."""
+API keys in SQLite), auth (Bearer check and rate limit as dependencies), limits (header and body size,
+requests per minute), metrics (Prometheus), sse (the blocking stream on the event loop), widget (/widget.js)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatbot.api.auth import dependencies
-from chatbot.api.errors import ERROR_RESPONSES, install_error_handlers
+from chatbot.api.errors import ERROR_RESPONSES, install_error_handlers, unmatched_api_router
 from chatbot.api.keys import KeyStore
-from chatbot.api.limits import BodyLimitMiddleware, RateLimiter
+from chatbot.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware, RateLimiter
 from chatbot.api.metrics import ApiMetrics, MetricsMiddleware
 from chatbot.api.openai_compat import ChatCompletionChunk, openai_router
 from chatbot.api.openapi import add_components
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 def install_api(app: FastAPI, state: AppState) -> None:
     """Add the /api/v1 routes, the OpenAI-compatible /v1 ones, /metrics and /widget.js to the app, with the JSON
-    error handlers, the body limit, the metrics and CORS (outermost, so errors carry CORS headers too)."""
+    error handlers (also for unknown API paths), the header and body limits, the metrics and CORS (outermost, so
+    errors carry CORS headers too)."""
     settings = state.settings
     keys = KeyStore(state.db)
     metrics = ApiMetrics(state)
@@ -43,8 +44,9 @@ def install_api(app: FastAPI, state: AppState) -> None:
     app.state.api = ctx
     install_error_handlers(app, count=metrics.count_error)
 
-    app.include_router(native_router(ctx))
-    app.include_router(openai_router(ctx))
+    api_routers = [native_router(ctx), openai_router(ctx)]
+    for router in api_routers:
+        app.include_router(router)
     app.include_router(widget_router())
 
     ops = APIRouter(tags=["health"], dependencies=[Depends(authenticated)], responses=ERROR_RESPONSES)
@@ -55,9 +57,11 @@ def install_api(app: FastAPI, state: AppState) -> None:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(ops)
+    app.include_router(unmatched_api_router(*api_routers))  # after every API route, before the UI takes "/"
     add_components(app, {"StreamEvent": StreamEvent, "ChatCompletionChunk": ChatCompletionChunk})
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"], expose_headers=["Retry-After"],

@@ -7,10 +7,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatbot.api.models import ErrorResponse
@@ -45,6 +46,15 @@ class BodyTooLarge(ChatbotError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"The request body is larger than {limit} bytes. Send a shorter question or history.")
+
+
+class HeadersTooLarge(ChatbotError):
+    status_code = 431
+    code = "headers_too_large"
+
+    def __init__(self, count: int, size: int, max_count: int, max_bytes: int) -> None:
+        super().__init__(f"The request has {count} headers of {size} bytes in all; the limit is {max_count} headers "
+                         f"and {max_bytes} bytes. Send fewer or shorter headers.")
 
 
 def error_body(status: int, code: str, message: str, *, retry_after: float | None = None,
@@ -124,9 +134,12 @@ def install_error_handlers(app: FastAPI, count: Callable[[str], None] = lambda c
         assert isinstance(exc, StarletteHTTPException)
         if not request.url.path.startswith(API_PREFIXES):
             return await http_exception_handler(request, exc)
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        message = {404: f"No API endpoint at {request.url.path}; see /docs.",
-                   405: f"{request.method} is not allowed on {request.url.path}; see /docs."}.get(
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        path = request.url.path if len(request.url.path) <= 200 else request.url.path[:200] + "…"
+        # FastAPI's 400 is a body json.loads could not take: not UTF-8, or nested too deep (RecursionError)
+        message = {400: "The request body could not be read as JSON: it must be UTF-8 and not nested hundreds deep.",
+                   404: f"No API endpoint at {path}; see /docs.",
+                   405: f"{request.method} is not allowed on {path}; see /docs."}.get(
             exc.status_code, str(exc.detail))
         response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
         for name, value in (exc.headers or {}).items():
@@ -145,12 +158,32 @@ def install_error_handlers(app: FastAPI, count: Callable[[str], None] = lambda c
     app.add_exception_handler(Exception, on_unexpected)
 
 
+def unmatched_api_router(*api_routers: APIRouter) -> APIRouter:
+    """Answers every /api/ and /v1/ path that none of `api_routers` has, in the JSON error shape: 405 where one
+    has the path but not the method, else 404. Without it the chat UI mounted at "/" would answer them with its
+    own 404."""
+    routes = [route for router in api_routers for route in router.routes if isinstance(route, APIRoute)]
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    @router.api_route("/v1/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    def unmatched(request: Request) -> None:
+        path = request.scope["path"]
+        allowed = sorted({method for route in routes if route.path_regex.match(path) for method in route.methods})
+        if allowed:
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+        raise StarletteHTTPException(404)
+
+    return router
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text} for status, text in {
         400: "Bad input (`code` says which: `empty_question`, `bad_request`, …)",
         401: "Keys are in use and this request has no valid `Authorization: Bearer <key>`",
         404: "Unknown document (`document_not_found`)",
         413: "Question, history or body too long (`question_too_long`, `history_too_long`, `body_too_large`)",
+        431: "More than 100 headers, or more than 32 KiB of them (`headers_too_large`)",
         422: "Wrong types or values (`invalid_request`; `details` lists each field)",
         429: "Too many requests for this key per minute (`rate_limited`; see Retry-After)",
         503: "Still loading (`not_ready`) or the waiting line is full (`busy`); see Retry-After",

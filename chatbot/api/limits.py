@@ -1,4 +1,4 @@
-"""Request limits of the API: body size (before anything parses it) and requests per key per minute."""
+"""Request limits of the API: header and body size (before anything parses them), requests per key per minute."""
 
 from __future__ import annotations
 
@@ -8,9 +8,32 @@ from collections import deque
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatbot.api.errors import API_PREFIXES, BodyTooLarge, RateLimited, chatbot_error_response
+from chatbot.api.errors import API_PREFIXES, BodyTooLarge, HeadersTooLarge, RateLimited, chatbot_error_response
 
 WINDOW_S = 60.0
+# Apache's default field count and nginx's default total (4 buffers of 8 KiB): no real client comes near them.
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class HeaderLimitMiddleware:
+    """431 for an API request with more than `max_count` headers or more than `max_bytes` of names and values.
+    uvicorn's default HTTP parser (httptools) sets no limit of its own and hands any headers to the app."""
+
+    def __init__(self, app: ASGIApp, max_count: int = MAX_HEADERS, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
+            headers = scope.get("headers", [])
+            size = sum(len(name) + len(value) for name, value in headers)
+            if len(headers) > self.max_count or size > self.max_bytes:
+                error = HeadersTooLarge(len(headers), size, self.max_count, self.max_bytes)
+                await chatbot_error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -45,7 +45,9 @@ def render_answer(answer: Answer, width: int = 100) -> str:
     lines = []
     if answer.standalone_question:
         lines.append(f"(asked as: {answer.standalone_question})")
-    lines.append(textwrap.fill(answer.answer, width))
+    if answer.mode == "extractive":
+        lines.append(textwrap.fill(f"({answer.notice})", width))
+    lines.extend(textwrap.fill(line, width) for line in answer.answer.splitlines())
     if answer.citations:
         lines.append("")
         lines.append("Sources:")

@@ -91,8 +91,13 @@ class Settings(BaseSettings):
     hosted_base_url: str | None = None
     hosted_model: str = "gpt-4o-mini"
     hosted_api_key: str | None = None
-    hosted_timeout_s: float = 60.0
+    hosted_connect_timeout_s: float = 5.0  # seconds to open a connection to the endpoint
+    hosted_read_timeout_s: float = 30.0  # seconds to wait for the first token, and for each one after it
+    hosted_max_attempts: int = 3  # tries of one request while nothing has been streamed (connection errors, 429, 5xx)
+    hosted_backoff_s: float = 0.5  # wait before the 2nd try, doubled for each later one, times a random 0.5-1
+    hosted_backoff_max_s: float = 8.0  # longest wait between tries; a longer Retry-After is not waited for
     hosted_concurrency: int = 4  # generations sent to a hosted endpoint at once
+    extractive_quotes: int = 2  # evidence sentences quoted when the LLM does not answer
 
     # Serving
     host: str = "127.0.0.1"

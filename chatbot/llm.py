@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import hashlib
 import importlib
 import json
-from collections.abc import Iterator
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from chatbot.config import Settings
 from chatbot.errors import LLMUnavailable, ModelMissing
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, str]
 
@@ -229,38 +237,130 @@ def _avoid_amx(llama_cpp) -> None:  # noqa: ANN001
 
 
 class HostedLLM:
-    """Any OpenAI-compatible chat completions endpoint (OpenAI, vLLM, llama_cpp.server, Ollama …)."""
+    """Any OpenAI-compatible chat completions endpoint (OpenAI, vLLM, llama_cpp.server, Ollama …), with connect
+    and read timeouts, and retries with exponential backoff and jitter for what a later try can fix (the server
+    unreachable, 429, 5xx), honouring Retry-After. A try is repeated only while nothing has been streamed: text
+    the caller has already received is never asked for again."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None, timeout_s: float = 60.0) -> None:
-        from openai import OpenAI
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None, *, connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0, max_attempts: int = 3, backoff_s: float = 0.5, backoff_max_s: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random,
+    ) -> None:
+        from openai import OpenAI, Timeout
 
         self.name = model
         self.base_url = base_url
-        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=1)
+        self.read_timeout_s = read_timeout_s
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        self._jitter = jitter
+        # The SDK's own retries are off: they would multiply ours, and cannot see what was streamed.
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
+                              timeout=Timeout(read_timeout_s, connect=connect_timeout_s))
         self._model = model
 
     def stream(self, messages: list[Message], *, max_tokens: int) -> Iterator[str]:
         import openai
 
+        attempt = 0
+        while True:
+            attempt += 1
+            streamed = False
+            try:
+                response = self._client.chat.completions.create(
+                    model=self._model, messages=messages, max_tokens=max_tokens, temperature=0.0,  # type: ignore[arg-type]
+                    stream=True,
+                )
+                with response:  # type: ignore[union-attr]  # stream=True: a Stream (the messages type hides it)
+                    for part in response:
+                        choices = getattr(part, "choices", None)
+                        if choices and choices[0].delta and choices[0].delta.content:
+                            streamed = True
+                            yield choices[0].delta.content
+                return
+            except openai.APIError as exc:
+                delay = None if streamed else self.retry_delay(exc, attempt)
+                if delay is None:
+                    raise self._unavailable(exc, attempt, streamed) from exc
+                log.warning("hosted LLM try %d of %d failed (%s); trying again in %.2f s", attempt,
+                            self.max_attempts, _describe(exc), delay)
+                self._sleep(delay)
+
+    def retry_delay(self, exc: Exception, attempt: int) -> float | None:
+        """Seconds to wait before try `attempt + 1`, or None when `exc` is not worth another try: the tries are
+        used up, the request itself was refused (4xx other than 429), the server accepted the request but did
+        not answer in time (another try would make the user wait as long again), or its Retry-After asks for
+        longer than `backoff_max_s` (the caller's fallback serves the user better than waiting)."""
+        import openai
+
+        if attempt >= self.max_attempts:
+            return None
+        backoff = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)) * (0.5 + 0.5 * self._jitter())
+        if isinstance(exc, openai.APITimeoutError):
+            # The class names are the same in httpx and httpx2, whichever transport the SDK uses.
+            connecting = type(exc.__cause__).__name__ in ("ConnectTimeout", "PoolTimeout")
+            return backoff if connecting else None
+        if isinstance(exc, openai.APIConnectionError):
+            return backoff
+        if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
+            wait = retry_after_seconds(exc.response.headers)
+            if wait is None:
+                return backoff
+            return wait if wait <= self.backoff_max_s else None
+        return None
+
+    def _unavailable(self, exc: Exception, attempt: int, streamed: bool) -> LLMUnavailable:
+        import openai
+
+        tries = f" ({attempt} tries)" if attempt > 1 else ""
+        if streamed:
+            return LLMUnavailable(f"The hosted LLM at {self.base_url} stopped answering in the middle of an answer "
+                                  f"({_describe(exc)}).")
+        if isinstance(exc, openai.APITimeoutError):
+            if type(exc.__cause__).__name__ in ("ConnectTimeout", "PoolTimeout"):
+                return LLMUnavailable(f"Cannot reach the hosted LLM at {self.base_url}: connecting timed out{tries}. "
+                                      "Check CHATBOT_HOSTED_BASE_URL and that the server is running.")
+            return LLMUnavailable(f"The hosted LLM at {self.base_url} did not answer within {self.read_timeout_s:g} s "
+                                  "(CHATBOT_HOSTED_READ_TIMEOUT_S).")
+        if isinstance(exc, openai.APIConnectionError):
+            return LLMUnavailable(f"Cannot reach the hosted LLM at {self.base_url}{tries}. Check "
+                                  "CHATBOT_HOSTED_BASE_URL and that the server is running, or set "
+                                  "CHATBOT_LLM_BACKEND=local.")
+        if isinstance(exc, openai.AuthenticationError):
+            return LLMUnavailable("The hosted LLM rejected the API key (CHATBOT_HOSTED_API_KEY).")
+        if isinstance(exc, openai.APIStatusError):
+            return LLMUnavailable(f"The hosted LLM answered with HTTP {exc.status_code}{tries}: {exc.message}")
+        return LLMUnavailable(f"The hosted LLM failed: {_describe(exc)}")
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = lowered.get(name)
+        if value is None:
+            continue
         try:
-            response = self._client.chat.completions.create(
-                model=self._model, messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True,  # type: ignore[arg-type]
-            )
-            for part in response:
-                choices = getattr(part, "choices", None)
-                if choices and choices[0].delta and choices[0].delta.content:
-                    yield choices[0].delta.content
-        except openai.APIConnectionError as exc:
-            raise LLMUnavailable(
-                f"Cannot reach the hosted LLM at {self.base_url}. Check CHATBOT_HOSTED_BASE_URL and that the "
-                "server is running, or set CHATBOT_LLM_BACKEND=local."
-            ) from exc
-        except openai.AuthenticationError as exc:
-            raise LLMUnavailable("The hosted LLM rejected the API key (CHATBOT_HOSTED_API_KEY).") from exc
-        except openai.APIStatusError as exc:
-            raise LLMUnavailable(f"The hosted LLM answered with HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.APITimeoutError as exc:
-            raise LLMUnavailable(f"The hosted LLM at {self.base_url} did not answer in time.") from exc
+            seconds = float(value) / scale
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    return None
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"HTTP {status}" if status is not None else type(exc.__cause__ or exc).__name__
 
 
 def load_llm(settings: Settings) -> LLM:
@@ -268,7 +368,9 @@ def load_llm(settings: Settings) -> LLM:
         if not settings.hosted_base_url:
             raise LLMUnavailable("CHATBOT_LLM_BACKEND=hosted needs CHATBOT_HOSTED_BASE_URL (an OpenAI-compatible /v1 URL).")
         return HostedLLM(settings.hosted_base_url, settings.hosted_model, settings.hosted_api_key,
-                         settings.hosted_timeout_s)
+                         connect_timeout_s=settings.hosted_connect_timeout_s,
+                         read_timeout_s=settings.hosted_read_timeout_s, max_attempts=settings.hosted_max_attempts,
+                         backoff_s=settings.hosted_backoff_s, backoff_max_s=settings.hosted_backoff_max_s)
     path = resolve_model_path(settings.llm_model, settings.cache_dir)
     return LocalLLM(path, threads=settings.llm_threads, n_ctx=settings.llm_context)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,26 @@ def translate_question_messages(question: str) -> list[dict[str, str]]:
 def premise_correction(language: str, asked: str, stated: str, quote: str) -> str:
     templates = json.loads(read("premise_correction.json"))
     return templates.get(language, templates["en"]).format(asked=asked, stated=stated, quote=quote)
+
+
+def extractive_notice(language: str) -> str:
+    """Why an answer quotes the documents instead of saying it in its own words (the LLM did not answer)."""
+    templates = json.loads(read("extractive.json"))
+    return templates.get(language, templates["en"])["notice"]
+
+
+def extractive_answer(language: str, quotes: Sequence[str]) -> str:
+    """The documents' own sentences, one a line, quoted and cited [1], [2] … in order, after a line saying (in
+    the question's language) that these are quotes."""
+    templates = json.loads(read("extractive.json"))
+    lead = templates.get(language, templates["en"])["lead"]
+    gap = "" if language == "zh" else " "
+    lines = [f"“{_one_line(q)}”{gap}[{n}]" for n, q in enumerate(quotes, 1)]
+    return "\n".join([lead, *lines])
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def rewrite_messages(history: Sequence[tuple[str, str]], question: str) -> list[dict[str, str]]:

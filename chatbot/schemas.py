@@ -90,6 +90,10 @@ class Answer(BaseModel):
     unsupported: list[str] = Field(default_factory=list)
     # A follow-up is answered as the standalone question it was rewritten into (None: asked as written).
     standalone_question: str | None = None
+    # "extractive": the LLM did not answer (unreachable, timed out), so the answer quotes the best evidence
+    # sentences word for word, each cited; `notice` says so, in the question's language.
+    mode: Literal["generated", "extractive"] = "generated"
+    notice: str = ""
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 

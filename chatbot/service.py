@@ -15,7 +15,9 @@ from chatbot.answer_cache import AnswerCache
 from chatbot.config import Settings
 from chatbot.corpus import detect_language
 from chatbot.embeddings import Embedders, common_english_words, load_embedders
-from chatbot.errors import ChatbotError, DocumentNotFound, EmptyQuestion, HistoryTooLong, QuestionTooLong
+from chatbot.errors import (
+    ChatbotError, DocumentNotFound, EmptyQuestion, HistoryTooLong, LLMUnavailable, QuestionTooLong,
+)
 from chatbot.gate import GenerationGate
 from chatbot.ingest import text_path
 from chatbot.llm import LLM, load_llm
@@ -267,19 +269,27 @@ class ChatService:
             return
         timings: dict[str, float] = {}
         standalone = question
+        # Set when the LLM did not answer (unreachable, timed out): the question is then answered with quotes.
+        failure: LLMUnavailable | None = None
         if history:
             t_w = time.perf_counter()
             with self.gate.hold():
-                standalone = self.standalone_question(question, history)
+                try:
+                    standalone = self.standalone_question(question, history)
+                except LLMUnavailable as exc:  # searched as the user wrote it
+                    failure = exc
             timings["rewrite"] = _ms(t_w)
         rewritten = standalone != question
         query = analyse_question(standalone)  # analysed once; every stage below receives it
         language = query.language
         translation = None
-        if self._bridges_languages(query, doc_ids):
+        if failure is None and self._bridges_languages(query, doc_ids):
             t_q = time.perf_counter()
             with self.gate.hold():
-                translation = self.translate_question(query.text)
+                try:
+                    translation = self.translate_question(query.text)
+                except LLMUnavailable as exc:
+                    failure = exc
             timings["translate_question"] = _ms(t_q)
         t_r = time.perf_counter()
         retrieved = self.retriever.retrieve(query, top_k=top_k, doc_ids=doc_ids, translation=translation)
@@ -308,14 +318,23 @@ class ChatService:
                                            [(c.asked, c.stated) for c in conflicts])
         if language == "zh" and self.settings.chinese_answers == "translate":
             messages[-1]["content"] += "\n(Answer in English.)"
+        if failure is not None:
+            yield self._extractive(id, question, language, passages, conflicts, timings, t0, shown, failure)
+            return
         with self.gate.hold():
             t_g = time.perf_counter()
             pieces: list[str] = []
-            for piece in self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens):
-                if not pieces:
-                    timings["first_token"] = _ms(t0)
-                pieces.append(piece)
-                yield DraftEvent(delta=piece)
+            try:
+                for piece in self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens):
+                    if not pieces:
+                        timings["first_token"] = _ms(t0)
+                    pieces.append(piece)
+                    yield DraftEvent(delta=piece)
+            except LLMUnavailable as exc:
+                # The drafts so far (if any) are replaced by the answer event, as every draft is.
+                timings["generate"] = _ms(t_g)
+                yield self._extractive(id, question, language, passages, conflicts, timings, t0, shown, exc)
+                return
             timings["generate"] = _ms(t_g)
 
             t_v = time.perf_counter()
@@ -334,20 +353,23 @@ class ChatService:
                 yield AnswerEvent(answer=answer)
                 return
             text = check.answer
-            if language == "zh" and detect_language(text) == "zh" and untranslated_words(
-                    text, [p.context_text or p.text for p in passages]):
-                # A half-translated Chinese answer ("上海 Electric"): answer in English and translate that, with
-                # names and numbers protected; keep the verified Chinese answer if that fails.
-                t_t = time.perf_counter()
-                english = self._english_answer(messages, passages, query, known)
-                translated = self.to_chinese(english.answer) if english is not None else None
-                if english is not None and translated:
-                    check, text = english, translated
-                timings["translate_answer"] = _ms(t_t)
-            elif language == "zh" and detect_language(text) == "en":
-                t_t = time.perf_counter()
-                text = self.to_chinese(check.answer) or check.answer
-                timings["translate_answer"] = _ms(t_t)
+            try:
+                if language == "zh" and detect_language(text) == "zh" and untranslated_words(
+                        text, [p.context_text or p.text for p in passages]):
+                    # A half-translated Chinese answer ("上海 Electric"): answer in English and translate that,
+                    # with names and numbers protected; keep the verified Chinese answer if that fails.
+                    t_t = time.perf_counter()
+                    english = self._english_answer(messages, passages, query, known)
+                    translated = self.to_chinese(english.answer) if english is not None else None
+                    if english is not None and translated:
+                        check, text = english, translated
+                    timings["translate_answer"] = _ms(t_t)
+                elif language == "zh" and detect_language(text) == "en":
+                    t_t = time.perf_counter()
+                    text = self.to_chinese(check.answer) or check.answer
+                    timings["translate_answer"] = _ms(t_t)
+            except LLMUnavailable as exc:  # the verified answer stands, untranslated
+                log.warning("translating the answer failed: %s", exc)
         timings["total"] = _ms(t0)
         answer = Answer(
             id=id, question=question, answer=text, refused=False, language=language,
@@ -356,6 +378,28 @@ class ChatService:
         )
         self.cache.put(key, sources, answer)
         yield AnswerEvent(answer=answer)
+
+    def _extractive(self, id: str | None, question: str, language: str, passages: list[Passage],
+                    conflicts: list[PremiseConflict], timings: dict[str, float], t0: float, standalone: str | None,
+                    failure: LLMUnavailable) -> AnswerEvent:
+        """The LLM did not answer: the best evidence sentences, quoted word for word and each cited, labelled
+        extractive (with a notice saying why) instead of an error. A question whose number the documents state
+        differently gets the quote that states theirs. Not cached: the LLM may answer the next time."""
+        log.warning("the LLM did not answer (%s); answering with quotes from the documents", failure)
+        if conflicts:
+            correction = self._premise_correction(language, conflicts, passages, Verification("", []))
+            cited, text = correction.passages, correction.answer
+            if cited[0].text not in text:  # a template that does not quote (the Chinese one): the quote follows
+                text += "\n" + prompts.extractive_answer(language, [cited[0].text])
+        else:
+            best = sorted(passages, key=lambda p: -p.score)[: max(1, self.settings.extractive_quotes)]
+            cited = [_whole_sentence(i, p) for i, p in enumerate(best, 1)]
+            text = prompts.extractive_answer(language, [p.text for p in cited])
+        timings["total"] = _ms(t0)
+        return AnswerEvent(answer=Answer(
+            id=id, question=question, answer=text, refused=False, language=language,
+            citations=[self._citation(p) for p in cited], standalone_question=standalone, mode="extractive",
+            notice=prompts.extractive_notice(language), timings_ms=timings))
 
     def _verify(self, draft: str, passages: list[Passage], query: Query, known: str = "") -> Verification:
         """The draft's verified sentences. An answer beside the point counts as unsupported: a number was asked
@@ -449,6 +493,14 @@ def _passage(n: int, e: Evidence) -> Passage:
     return Passage(n, e.doc_id, e.start, e.end, e.text, e.score, e.context_start, e.context_end, e.context_text,
                    e.prompt_text if e.prompt_text != e.text else "", e.head_start, e.head_end, e.head_text,
                    list(e.clauses))
+
+
+def _whole_sentence(n: int, p: Passage) -> Passage:
+    """The evidence passage widened to its whole sentence (a clause quoted alone can read as a fragment)."""
+    if p.context_text and p.context_start is not None and p.context_end is not None:
+        return Passage(n, p.doc_id, p.context_start, p.context_end, p.context_text, p.score, p.context_start,
+                       p.context_end, p.context_text)
+    return Passage(n, p.doc_id, p.start, p.end, p.text, p.score, p.start, p.end, p.text)
 
 
 def _states_any(answer: str, conflicts: list[PremiseConflict]) -> bool:

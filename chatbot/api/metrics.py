@@ -40,7 +40,8 @@ class ApiMetrics:
         ready.set_function(lambda: 1.0 if state.ready else 0.0)
 
     def observe_answer(self, answer: Answer) -> None:
-        self.answers.labels("refused" if answer.refused else "answered").inc()
+        outcome = "refused" if answer.refused else "extractive" if answer.mode == "extractive" else "answered"
+        self.answers.labels(outcome).inc()
         for stage, ms in answer.timings_ms.items():
             self.stages.labels(stage).observe(ms / 1000.0)
 

@@ -83,7 +83,7 @@ class CompletionChoice(BaseModel):
 
 class ChatCompletion(BaseModel):
     """An OpenAI chat completion plus the answer's evidence: `citations` (the `[n]` markers of the content,
-    each with its document and character span) and `refused`."""
+    each with its document and character span), `refused`, and `mode` with its `notice`."""
 
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -92,6 +92,9 @@ class ChatCompletion(BaseModel):
     choices: list[CompletionChoice]
     citations: list[Citation] = Field(description="what each [n] in the content cites (empty when refused)")
     refused: bool = Field(description="true: the documents don't contain the answer")
+    mode: Literal["generated", "extractive"] = Field(
+        "generated", description="`extractive`: the LLM did not answer, so the content quotes the documents")
+    notice: str = Field("", description="with `extractive`: why the content is quotes, in the question's language")
 
 
 class ModelCard(BaseModel):
@@ -119,8 +122,8 @@ class ChunkChoice(BaseModel):
 
 
 class ChatCompletionChunk(BaseModel):
-    """One `data:` line of the stream; the last chunk (finish_reason `stop`) also carries `citations` and
-    `refused`; then `data: [DONE]`."""
+    """One `data:` line of the stream; the last chunk (finish_reason `stop`) also carries `citations`,
+    `refused`, `mode` and `notice`; then `data: [DONE]`."""
 
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
@@ -129,6 +132,8 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     citations: list[Citation] | None = Field(None, description="last chunk only: what each [n] cites")
     refused: bool | None = Field(None, description="last chunk only")
+    mode: Literal["generated", "extractive"] | None = Field(None, description="last chunk only")
+    notice: str | None = Field(None, description="last chunk only")
 
 
 def question_and_history(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
@@ -146,14 +151,15 @@ def question_and_history(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
 def completion(answer: Answer, model: str) -> ChatCompletion:
     return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=model,
                           choices=[CompletionChoice(message=CompletionMessage(content=answer.answer))],
-                          citations=answer.citations, refused=answer.refused)
+                          citations=answer.citations, refused=answer.refused, mode=answer.mode,
+                          notice=answer.notice)
 
 
 STREAM_DESCRIPTION = """With `"stream": true`: Server-Sent Events in OpenAI's format, `data: {chat.completion.chunk}`
 lines and a final `data: [DONE]`. The first chunk (role `assistant`) comes once retrieval is done; the answer
 text comes once it is **verified** (the model's provisional drafts are not sent here, since OpenAI clients
 append every delta and could not take one back; POST /api/v1/ask/stream streams the drafts). The last chunk has
-`finish_reason: "stop"` and the top-level `citations` and `refused`. A failure mid-stream is sent as
+`finish_reason: "stop"` and the top-level `citations`, `refused`, `mode` and `notice`. A failure mid-stream is sent as
 `data: {"error": {...}}`, which the openai SDK raises as an APIError."""
 
 
@@ -197,8 +203,9 @@ def openai_router(ctx: ApiContext) -> APIRouter:
             data = ChatCompletionChunk(
                 id=chunk_id, created=created, model=model,
                 choices=[ChunkChoice(delta=delta, finish_reason=finish)],
-                citations=answer.citations if answer else None, refused=answer.refused if answer else None)
-            omit = {"citations", "refused"} if answer is None else set()
+                citations=answer.citations if answer else None, refused=answer.refused if answer else None,
+                mode=answer.mode if answer else None, notice=answer.notice if answer else None)
+            omit = {"citations", "refused", "mode", "notice"} if answer is None else set()
             return ServerSentEvent(data=data.model_dump_json(exclude=omit))
 
         async def events() -> AsyncGenerator[ServerSentEvent, None]:

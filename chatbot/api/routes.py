@@ -149,7 +149,9 @@ def native_router(ctx: ApiContext) -> APIRouter:
     @router.post("/ask", response_model=Answer, tags=["answers"], summary="Answer a question, with citations",
                  description="The verified answer: `answer` carries `[n]` markers; `citations[n]` gives the "
                              "document, the character span (`start`, `end`) and its `text`. `refused: true` means "
-                             "the documents don't contain the answer. Same contract as `chatbot ask --json`.")
+                             "the documents don't contain the answer; `mode: \"extractive\"` means the LLM did "
+                             "not answer, so the answer quotes the best evidence sentences (`notice` says so). "
+                             "Same contract as `chatbot ask --json`.")
     def ask(body: AskRequest) -> Answer:
         service = ctx.state.service
         doc_ids = resolve_doc_ids(service, body.doc_ids, body.filter)

@@ -176,7 +176,7 @@ class ChatHandlers:
         """Answer a question from the indexed documents. `history` (optional): the earlier turns, oldest first,
         as [{"role": "user" | "assistant", "content": "..."}], for a follow-up question. Returns the answer
         contract: id, question, answer, refused, language, citations, unsupported, standalone_question,
-        timings_ms."""
+        mode ("generated", or "extractive": quotes, the LLM did not answer), notice, timings_ms."""
         try:
             return self.state.service.ask(question, history=history or None).model_dump()
         except ChatbotError as exc:

@@ -40,6 +40,8 @@ TEXT: dict[str, dict[str, str]] = {
                 "zh": "正在排队：模型正在回答另一个问题…"},
     "drafting": {"en": "Drafting — not verified yet", "zh": "草稿——尚未核实"},
     "verified": {"en": "Verified against the sources", "zh": "已对照出处核实"},
+    "extractive": {"en": "Quoted from the documents: the language model did not answer",
+                   "zh": "直接引用文件原文：语言模型没有响应"},
     "searched_as": {"en": "Searched as", "zh": "检索问题"},
     "removed_one": {"en": "1 sentence removed as unsupported", "zh": "已删除 1 个没有出处支持的句子"},
     "removed_many": {"en": "{n} sentences removed as unsupported", "zh": "已删除 {n} 个没有出处支持的句子"},

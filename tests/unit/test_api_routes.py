@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from chatbot.errors import LLMUnavailable
 from chatbot.gate import GenerationGate
 from tests.fakes import ScriptedLLM, ScriptedSlowLLM
 from tests.unit.api_app import ANSWER, DOC_ID, QUESTION, build_fake_index, serve_fake
@@ -132,17 +131,17 @@ def test_stream_is_sources_then_drafts_then_the_verified_answer(index, tmp_path)
 
 
 def test_failure_during_the_stream_is_an_error_event(index, tmp_path):
-    llm = ScriptedSlowLLM("Eleven enterprises launched it [1].", delay=0,
-                          fail=LLMUnavailable("The language model stopped answering."))
+    # An LLM that does not answer gives quotes instead (test_extractive_answers.py); any other failure is an error.
+    llm = ScriptedSlowLLM("Eleven enterprises launched it [1].", delay=0, fail=RuntimeError("llama.cpp crashed"))
     served = serve_fake(index, tmp_path, llm)
     r = served.client.post("/api/v1/ask/stream", json={"question": QUESTION})
     events = sse_events(r.text)
     assert [name for name, _ in events][0] == "sources" and events[-1][0] == "error"
-    assert events[-1][1] == {"type": "error", "code": "llm_unavailable", "status": 502,
-                             "message": "The language model stopped answering."}
+    assert events[-1][1]["code"] == "internal" and events[-1][1]["status"] == 500
+    assert "went wrong" in events[-1][1]["message"] and "llama.cpp" not in events[-1][1]["message"]
     assert served.service.gate.active == 0  # the model was released
     r = served.client.post("/api/v1/ask", json={"question": QUESTION})
-    assert r.status_code == 502 and r.json()["error"]["code"] == "llm_unavailable"
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
 
 
 def test_full_waiting_line_is_503_with_retry_after(index, tmp_path):

@@ -194,13 +194,20 @@ def check_workers(settings: Settings, workers: int) -> list[str]:
     return warnings
 
 
+def configure_logging() -> None:
+    """INFO from the chatbot, with the process id (several workers log to one stream); not every HTTP request
+    the Chroma and LLM clients make (httpx logs each at INFO, and a worker checks Chroma every few seconds)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def create_worker_app() -> FastAPI:
     """The app of one of several workers (`chatbot serve --workers N`). uvicorn calls this factory in each worker
     process; the settings come from the CHATBOT_* environment the supervising `chatbot serve` passed on.
 
     The HTTP API only: Gradio keeps a chat's queue and session in the process that started it, and requests
     spread over workers would lose them."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    configure_logging()
     app = create_app(Settings(), ui=False)
 
     @app.get("/", include_in_schema=False)

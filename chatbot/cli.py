@@ -159,14 +159,13 @@ def _ask_jsonl(settings: Settings, path: Path) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import logging
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     import uvicorn
 
-    from chatbot.app import AppState, check_workers, create_app
+    from chatbot.app import AppState, check_workers, configure_logging, create_app
 
     settings = _settings(args)
     host = args.host or settings.host
@@ -203,7 +202,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run("chatbot.app:create_worker_app", factory=True, host=host, port=port, workers=workers,
                     log_level="warning")
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     state = AppState(settings)
     app = create_app(settings, state=state)
     print(f"Chat and API at http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs; Ctrl-C stops)",

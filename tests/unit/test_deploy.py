@@ -3,8 +3,11 @@ CHATBOT_* setting they name is one chatbot/config.py reads."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,7 @@ def test_the_app_talks_to_the_chroma_and_llm_services(compose):
     assert chroma[:2] == ["chroma", "run"] and option(chroma, "--host") == "0.0.0.0"
     llm = command(services["llm"])
     assert llm[:3] == ["python", "-m", "llama_cpp.server"] and option(llm, "--model") == "MODEL"
+    assert option(llm, "--interrupt_requests") == "false"  # several workers' questions must not cut each other off
     for name in ("ingest", "api", "chat"):
         env = Settings.model_validate({k.removeprefix("CHATBOT_").lower(): v
                                        for k, v in services[name]["environment"].items()})
@@ -87,3 +91,17 @@ def test_the_image_holds_the_models_and_the_corpus():
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
     for needed in ("!pyproject.toml", "!README.md", "!chatbot/", "!corpus/"):
         assert needed in ignore
+
+
+def test_model_path_prints_the_gguf_the_llm_server_loads(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+
+    def model_path(spec: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "chatbot.cli", "model-path"], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "CHATBOT_LLM_MODEL": spec})
+
+    found = model_path(str(gguf))
+    assert found.returncode == 0 and found.stdout.strip() == str(gguf)
+    missing = model_path(str(tmp_path / "none.gguf"))
+    assert missing.returncode == 2 and "No GGUF model file" in missing.stderr and not missing.stdout

@@ -116,14 +116,13 @@ def other_service(real_service, tmp_path_factory):
 @pytest.mark.parametrize("question, fact", [
     ("Who designed the Harlow Bridge?", "Tomas Berg"),
     ("云岭茶业公司有多少名员工？", "450"),
-    pytest.param("Is the Harlow Bridge longer than 600 metres?", "640", marks=KNOWN_GAP),
+    ("Is the Harlow Bridge longer than 600 metres?", "640"),
 ])
 def test_another_corpus_in_either_language_is_answered_with_the_same_settings(other_service, question, fact):
     a = other_service.ask(question)
     assert not a.refused and form_present(fact, a.answer), a
 
 
-@KNOWN_GAP
 def test_another_corpus_refuses_what_it_does_not_say(other_service):
     a = other_service.ask("How much did the renovation of the Harlow Bridge cost?")
     assert a.refused, a

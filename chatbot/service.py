@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 6  # earlier messages a follow-up is rewritten with
 HISTORY_TURN_CHARS = 600  # each one cut to this length in the rewrite prompt
+# Quotes after the best one, when the LLM did not answer, score at least this share of its score: measured on the
+# corpus, the sentences below it were about something else than the question (Shanghai Electric's computing power
+# quoted for China Taiping's model).
+EXTRACTIVE_MIN_SHARE = 0.8
 
 
 class AnswerFailed(ChatbotError):
@@ -392,7 +396,9 @@ class ChatService:
             if cited[0].text not in text:  # a template that does not quote (the Chinese one): the quote follows
                 text += "\n" + prompts.extractive_answer(language, [cited[0].text])
         else:
-            best = sorted(passages, key=lambda p: -p.score)[: max(1, self.settings.extractive_quotes)]
+            ranked = sorted(passages, key=lambda p: -p.score)
+            best = [ranked[0], *(p for p in ranked[1 : self.settings.extractive_quotes]
+                                 if p.score >= EXTRACTIVE_MIN_SHARE * ranked[0].score)]
             cited = [_whole_sentence(i, p) for i, p in enumerate(best, 1)]
             text = prompts.extractive_answer(language, [p.text for p in cited])
         timings["total"] = _ms(t0)

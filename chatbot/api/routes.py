@@ -129,7 +129,8 @@ SSE_DESCRIPTION = """Server-Sent Events, one JSON object per `data:` line, named
 1. `sources`: what retrieval found (`question` searched, `relevant`, `sources` numbered as `[n]` cites them);
 2. `draft` (zero or more): `delta`, the model's text as it is written. **Provisional**;
 3. `answer`: `answer` is the verified answer contract (the body of POST /api/v1/ask). It **replaces** every draft;
-   or `error`: `code`, `message`, `status` (e.g. `busy` with `retry_after`, `llm_unavailable`).
+   or `error`: `code`, `message`, `status` (e.g. `busy` with `retry_after`). An LLM that does not answer is not
+   an error: the `answer` then quotes the documents (`mode: "extractive"`).
 
 Comment lines (`: ping`) keep the connection open while the question waits for the model. Closing the
 connection cancels the question and frees the model for the next one."""

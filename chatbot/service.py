@@ -124,9 +124,15 @@ class ChatService:
             method = getattr(llm, "warm", None)
             if method is not None:
                 done[name] = method(messages, state_dir)
-            else:
+                return
+            try:
                 list(llm.stream(messages, max_tokens=1))
                 done[name] = "evaluated"
+            except LLMUnavailable as exc:
+                # A hosted LLM that is down (or still starting) must not keep the service from starting:
+                # questions are answered with quotes until it answers.
+                log.warning("warming the %s prompt failed: %s", name, exc)
+                done[name] = "unavailable"
 
         with self.gate.hold():
             warm("answer", self.llm, prompts.answer_messages(["(warm-up)"], "(warm-up)"))

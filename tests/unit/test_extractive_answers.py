@@ -76,6 +76,11 @@ def test_a_chinese_question_is_told_in_chinese_that_the_documents_are_quoted(ser
     assert any("105万条" in c.text or "1.05 million" in c.text for c in answer.citations)
 
 
+def test_a_service_started_while_the_llm_is_down_starts_and_answers_with_quotes(service):
+    assert service.warmup()["answer"] == "unavailable"  # not raised: the app becomes ready
+    check_quotes(service.ask(QUESTION), service)
+
+
 def test_nothing_relevant_is_still_the_usual_refusal(service):
     answer = service.ask("What is the capital of France?")
     assert answer.refused and answer.mode == "generated" and answer.citations == []

@@ -169,7 +169,7 @@ def unmatched_api_router(*api_routers: APIRouter) -> APIRouter:
     @router.api_route("/v1/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     def unmatched(request: Request) -> None:
         path = request.scope["path"]
-        allowed = sorted({method for route in routes if route.path_regex.match(path) for method in route.methods})
+        allowed = sorted({method for route in routes if route.path_regex.match(path) for method in route.methods or ()})
         if allowed:
             raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
         raise StarletteHTTPException(404)

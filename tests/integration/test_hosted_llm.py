@@ -26,7 +26,7 @@ def hosted_url(real_settings):
     model = resolve_model_path(real_settings.llm_model, real_settings.cache_dir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--n_threads", "2", "--chat_format", "chatml", "--n_ctx", "4096"],
+         "--n_threads", "2", "--chat_format", "chatml", "--n_ctx", "4096", "--interrupt_requests", "false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

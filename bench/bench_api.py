@@ -12,8 +12,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,16 +20,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from served import Server
 
 REPO = Path(__file__).resolve().parent.parent
-CHATBOT = Path(sys.executable).parent / "chatbot"
 MAX_WAITING = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stats(values: list[float]) -> dict:
@@ -55,39 +47,13 @@ def questions(n: int) -> list[str]:
     return picked
 
 
-class Server:
-    def __init__(self, root: Path) -> None:
-        shutil.copytree(REPO / "corpus", root / "corpus")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CHATBOT_CORPUS_DIR": str(root / "corpus"), "CHATBOT_INDEX_DIR": str(root / "index"),
-               "CHATBOT_DB_PATH": str(root / "chatbot.sqlite3"), "CHATBOT_RATE_LIMIT_PER_MINUTE": "0",
-               "CHATBOT_MAX_WAITING": str(MAX_WAITING), "CHATBOT_ANSWER_CACHE_SIZE": "0",
-               "GRADIO_ANALYTICS_ENABLED": "False",
-               "ANONYMIZED_TELEMETRY": "False"}
-        self.log = root / "server.log"
-        self.process = subprocess.Popen([str(CHATBOT), "serve", "--ingest", "--port", str(self.port)], env=env,
-                                        stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=root)
-
-    def wait_ready(self, timeout: float = 600) -> float:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.process.poll() is not None:
-                raise SystemExit(f"chatbot serve exited:\n{self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit("chatbot serve was not ready in time")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def start_server(root: Path) -> Server:
+    """`chatbot serve --ingest` over a copy of corpus/ in a temporary index, with a short waiting line and no answer
+    cache (every question is generated)."""
+    shutil.copytree(REPO / "corpus", root / "corpus")
+    return Server(root, args=("--ingest",), env={
+        "CHATBOT_CORPUS_DIR": str(root / "corpus"), "CHATBOT_INDEX_DIR": str(root / "index"),
+        "CHATBOT_MAX_WAITING": str(MAX_WAITING), "CHATBOT_ANSWER_CACHE_SIZE": "0"})
 
 
 def timed(method: str, url: str, **kwargs) -> tuple[float, httpx.Response]:  # noqa: ANN003
@@ -169,7 +135,7 @@ def main() -> int:
     args = parser.parse_args()
     qs = questions(max(args.questions, 8))
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp))
+        server = start_server(Path(tmp))
         try:
             start_s = server.wait_ready()
             print(f"Server ready in {start_s:.1f} s (ingest + models) at {server.url}", flush=True)

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,17 +29,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from served import Server
 
 REPO = Path(__file__).resolve().parent.parent
-CHATBOT = Path(sys.executable).parent / "chatbot"
 REQUEST_TIMEOUT_S = 300.0  # an /ask waits in line behind the others' generations
 MAX_RETRY_AFTER_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dev_questions(seed: int = 7) -> list[str]:
@@ -89,44 +82,12 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-class Server:
-    """`chatbot serve` on a free loopback port over the real index, with its own database."""
-
-    def __init__(self, root: Path, *, answer_cache: bool) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CHATBOT_INDEX_DIR": str(REPO / "index"), "CHATBOT_CORPUS_DIR": str(REPO / "corpus"),
-               "CHATBOT_DB_PATH": str(root / "chatbot.sqlite3"), "CHATBOT_RATE_LIMIT_PER_MINUTE": "0",
-               "GRADIO_ANALYTICS_ENABLED": "False", "ANONYMIZED_TELEMETRY": "False"}
-        if not answer_cache:
-            env["CHATBOT_ANSWER_CACHE_SIZE"] = "0"
-        self.log = root / "server.log"
-        self.process = subprocess.Popen([str(CHATBOT), "serve", "--port", str(self.port)], env=env,
-                                        stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=root)
-
-    def wait_ready(self, timeout: float = 600) -> float:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.process.poll() is not None:
-                raise SystemExit(f"chatbot serve exited:\n{self.log.read_text(errors='replace')[-2000:]}")
-            try:
-                r = httpx.get(self.url + "/readyz", timeout=2)
-                if r.status_code == 200:
-                    return time.monotonic() - t0
-                if r.json().get("status") == "failed":
-                    raise SystemExit(f"chatbot serve could not load (run `chatbot ingest` first?): {r.text}")
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit("chatbot serve was not ready in time")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+def start_server(root: Path, *, answer_cache: bool) -> Server:
+    """`chatbot serve` over the real index in index/ (the answer cache off unless asked for)."""
+    env = {"CHATBOT_INDEX_DIR": str(REPO / "index"), "CHATBOT_CORPUS_DIR": str(REPO / "corpus")}
+    if not answer_cache:
+        env["CHATBOT_ANSWER_CACHE_SIZE"] = "0"
+    return Server(root, env=env)
 
 
 @dataclass
@@ -242,7 +203,7 @@ def main() -> int:
         return 1
     questions = dev_questions()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        server = Server(Path(tmp), answer_cache=args.answer_cache)
+        server = start_server(Path(tmp), answer_cache=args.answer_cache)
         try:
             ready_s = server.wait_ready()
             print(f"server ready in {ready_s:.1f} s (pid {server.process.pid}, {len(questions)} dev questions)")

@@ -429,8 +429,7 @@ class ChatService:
         if not check.refused and not (answers_question_type(query, check.answer) and addresses_focus(
                 query, check.answer, [p.shown for p in check.passages], self.similarity)
                 and question_names_grounded(query, check.answer, check.passages, known)
-                and question_names_in_cited_documents(query, check.answer, check.passages,
-                                                      self._texts({p.doc_id for p in check.passages}))):
+                and question_names_in_cited_documents(query, check.answer, check.passages, self._text_or_none)):
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         return check
@@ -443,14 +442,11 @@ class ChatService:
         check = self._verify(draft, passages, query, known)
         return None if check.refused or detect_language(check.answer) != "en" else check
 
-    def _texts(self, doc_ids: set[str]) -> dict[str, str]:
-        out = {}
-        for doc_id in doc_ids:
-            try:
-                out[doc_id] = self.document_text(doc_id)
-            except DocumentNotFound:
-                continue
-        return out
+    def _text_or_none(self, doc_id: str) -> str | None:
+        try:
+            return self.document_text(doc_id)
+        except DocumentNotFound:
+            return None
 
     def _version(self) -> str:
         """What a cached answer depends on besides the question: settings, model, prompts, and the index."""

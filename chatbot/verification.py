@@ -16,6 +16,7 @@ name or number, and becomes two citations (subject, clause) when they lie far ap
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -479,21 +480,26 @@ def _clause_span(p: Passage, lo: int, hi: int) -> Passage:
 
 
 def question_names_in_cited_documents(query: Query, answer: str, cited: list[Passage],
-                                      documents: dict[str, str]) -> bool:
+                                      document_text: Callable[[str], str | None]) -> bool:
     """A name the question asks about and the answer repeats must be in the documents the answer cites: "The
     Harlow Bridge's renovation cost 14 million dollars" citing the library's article, which never mentions the
-    bridge, answers with another document's fact."""
+    bridge, answers with another document's fact. Documents are read only when the answer repeats such a name."""
     text = strip_markers(answer)
-    cited_text = " ".join(documents.get(p.doc_id, p.context_text or p.text) for p in cited)
-    for run in name_runs(query.text):
-        if run.replace("+", "").isupper() or not _has_word(text, run) or _has_word(cited_text, run):
+    runs = [run for run in name_runs(query.text) if not run.replace("+", "").isupper() and _has_word(text, run)]
+    if not runs or NEGATION.search(text):
+        return True
+    documents: dict[str, str] = {}
+    for p in cited:
+        if p.doc_id not in documents:
+            documents[p.doc_id] = document_text(p.doc_id) or p.context_text or p.text
+    cited_text = " ".join(documents.values())
+    for run in runs:
+        if _has_word(cited_text, run):
             continue
         # The user's words may abbreviate what the document spells out ("Shanghai SOEs", "Municipal SASAC"):
         # acronyms are left out, and the run's other words may each appear on their own.
         words = {w for word in run.split() if not _ACRONYM.fullmatch(word) for w in tokenize(word)}
         if not words or word_coverage(words, cited_text) == 1.0:
-            continue
-        if NEGATION.search(text):
             continue
         return False
     return True

@@ -343,17 +343,17 @@ def test_an_answer_citing_another_documents_fact_for_the_asked_thing_is_not_an_a
     q = analyse_question("How much did the renovation of the Harlow Bridge cost?")
     docs = {"library": library}
     assert not question_names_in_cited_documents(q, "The Harlow Bridge renovation cost 14 million dollars [1].",
-                                                 [cost], docs)
+                                                 [cost], docs.get)
     q = analyse_question("How much did the renovation of the Riverton Public Library cost?")
     assert question_names_in_cited_documents(q, "The Riverton Public Library renovation cost 14 million dollars [1].",
-                                             [cost], docs)
+                                             [cost], docs.get)
     # The user abbreviates what the document spells out: the run's other words are enough.
     board = ("The Riverton Municipal Board of Education approved the plan. The renovation cost 14 million "
              "dollars.")
     plan = Passage(1, "board", 59, 98, "The renovation cost 14 million dollars", context_text=board[59:])
     q = analyse_question("How much did the Riverton Municipal BOE renovation cost?")
     assert question_names_in_cited_documents(q, "The Riverton Municipal BOE renovation cost 14 million dollars [1].",
-                                             [plan], {"board": board})
+                                             [plan], {"board": board}.get)
 
 
 def test_a_premise_about_the_same_counted_thing_is_found_when_its_subject_is_in_another_sentence():

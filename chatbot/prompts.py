@@ -64,10 +64,11 @@ def premise_correction(language: str, asked: str, stated: str, quote: str) -> st
     return templates.get(language, templates["en"]).format(asked=asked, stated=stated, quote=quote)
 
 
-def extractive_notice(language: str) -> str:
-    """Why an answer quotes the documents instead of saying it in its own words (the LLM did not answer)."""
+def extractive_notice(language: str, *, cut_off: bool = False) -> str:
+    """Why an answer quotes the documents instead of saying it in its own words: the LLM did not answer, or
+    (`cut_off`) it stopped in the middle of an answer the user saw begin as a draft."""
     templates = json.loads(read("extractive.json"))
-    return templates.get(language, templates["en"])["notice"]
+    return templates.get(language, templates["en"])["cut_off_notice" if cut_off else "notice"]
 
 
 def extractive_answer(language: str, quotes: Sequence[str]) -> str:

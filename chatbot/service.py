@@ -341,9 +341,11 @@ class ChatService:
                     pieces.append(piece)
                     yield DraftEvent(delta=piece)
             except LLMUnavailable as exc:
-                # The drafts so far (if any) are replaced by the answer event, as every draft is.
+                # The drafts so far (if any) are replaced by the answer event, as every draft is: half an answer
+                # is never verified, so it is never shown as the answer. The notice says it was cut off.
                 timings["generate"] = _ms(t_g)
-                yield self._extractive(id, question, language, passages, conflicts, timings, t0, shown, exc)
+                yield self._extractive(id, question, language, passages, conflicts, timings, t0, shown, exc,
+                                       cut_off=bool(pieces))
                 return
             timings["generate"] = _ms(t_g)
 
@@ -391,10 +393,11 @@ class ChatService:
 
     def _extractive(self, id: str | None, question: str, language: str, passages: list[Passage],
                     conflicts: list[PremiseConflict], timings: dict[str, float], t0: float, standalone: str | None,
-                    failure: LLMUnavailable) -> AnswerEvent:
+                    failure: LLMUnavailable, *, cut_off: bool = False) -> AnswerEvent:
         """The LLM did not answer: the best evidence sentences, quoted word for word and each cited, labelled
-        extractive (with a notice saying why) instead of an error. A question whose number the documents state
-        differently gets the quote that states theirs. Not cached: the LLM may answer the next time."""
+        extractive (with a notice saying why: `cut_off` when it stopped after drafts were streamed) instead of
+        an error. A question whose number the documents state differently gets the quote that states theirs.
+        Not cached: the LLM may answer the next time."""
         log.warning("the LLM did not answer (%s); answering with quotes from the documents", failure)
         if conflicts:
             correction = self._premise_correction(language, conflicts, passages, Verification("", []))
@@ -411,7 +414,7 @@ class ChatService:
         return AnswerEvent(answer=Answer(
             id=id, question=question, answer=text, refused=False, language=language,
             citations=[self._citation(p) for p in cited], standalone_question=standalone, mode="extractive",
-            notice=prompts.extractive_notice(language), timings_ms=timings))
+            notice=prompts.extractive_notice(language, cut_off=cut_off), timings_ms=timings))
 
     def _verify(self, draft: str, passages: list[Passage], query: Query, known: str = "") -> Verification:
         """The draft's verified sentences. An answer beside the point counts as unsupported: a number was asked

@@ -19,6 +19,7 @@ from chatbot.ui.conversation import Conversation, apply_event
 from chatbot.ui.render import render_conversation
 from tests.fakes import FakeEmbedder, FakeUnreachableLLM, ScriptedLLM, ScriptedSlowLLM
 from tests.unit.api_app import QUESTION, build_fake_index, serve_fake
+from tests.unit.test_api_routes import sse_events
 
 ZH_DOC = ("中国太平保险集团构建了105万条高质量保险数据指令，并上线了11个数字员工岗位。"
           "上海机场集团正在建设智慧枢纽，覆盖三条业务线。")
@@ -59,12 +60,37 @@ def test_an_unreachable_llm_gives_the_best_evidence_quoted_with_citations(servic
     assert len(service.llm.prompts) == 1 and service.gate.active == 0
 
 
+CUT_OFF = LLMUnavailable("The hosted LLM stopped answering in the middle of an answer (RemoteProtocolError).")
+
+
 def test_an_llm_failing_mid_answer_also_ends_with_quotes_that_replace_the_draft(service):
-    service.llm = ScriptedSlowLLM("Eleven enterprises launched it [1].", delay=0,
-                                  fail=LLMUnavailable("The hosted LLM stopped answering in the middle of an answer."))
+    service.llm = ScriptedSlowLLM("Eleven enterprises launched it [1].", delay=0, fail=CUT_OFF)
     events = list(service.ask_stream(QUESTION))
     assert [e.type for e in events] == ["sources", "draft", "answer"]
-    check_quotes(events[-1].answer, service)
+    answer = events[-1].answer
+    check_quotes(answer, service)
+    assert "Eleven" not in answer.answer  # the half answer is not presented as the answer
+    # The user saw the draft begin, so the notice says it was cut off (not that the model never answered).
+    assert "stopped in the middle of its answer" in answer.notice and "did not answer" not in answer.notice
+    assert service.gate.active == 0
+    service.llm = ScriptedSlowLLM("十一家企业 [1]。", delay=0, fail=CUT_OFF)
+    service.translator = ScriptedLLM("How many municipal state-owned enterprises jointly launched the initiative?")
+    zh = service.ask("多少家市属国有企业共同发起了倡议？")
+    assert zh.mode == "extractive" and "中途中断" in zh.notice
+
+
+def test_the_api_stream_ends_a_cut_off_answer_with_labelled_quotes_not_an_error(index, tmp_path):
+    served = serve_fake(index, tmp_path, ScriptedSlowLLM("Eleven enterprises launched it [1].", delay=0, fail=CUT_OFF))
+    r = served.client.post("/api/v1/ask/stream", json={"question": QUESTION})
+    assert r.status_code == 200
+    events = sse_events(r.text)
+    assert [name for name, _ in events] == ["sources", "draft", "answer"]
+    assert events[1][1]["delta"].startswith("Eleven")
+    answer = events[-1][1]["answer"]
+    assert answer["mode"] == "extractive" and answer["refused"] is False
+    assert "stopped in the middle" in answer["notice"] and answer["answer"].startswith("Quoted from the documents:")
+    assert answer["citations"] and all(index.text[c["start"] : c["end"]] == c["text"] for c in answer["citations"])
+    assert "Traceback" not in r.text and served.service.gate.active == 0
 
 
 def test_a_chinese_question_is_told_in_chinese_that_the_documents_are_quoted(service):

@@ -5,7 +5,7 @@ Corpora:
   copies-20       20 copies of the real document (the corpus the earlier bench used: ~10 chunks/s then)
   recombined-N    about N chunks: documents of the real document's sentences in shuffled order
   unique-N        about N chunks, every sentence made distinct (a city district and a number woven in):
-                  the worst case, where no text repeats and every chunk and sentence costs an embedding
+                  the worst case, where no text repeats and every sentence costs an embedding
 
 Prints chunks/s (embedders loaded beforehand, not counted) by the clock and per second of processor time of this
 process (on a shared machine the clock figure depends on what else runs; in server mode the Chroma server's own

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     chunk_chars: int = 900
     chunk_overlap_sentences: int = 1
     max_file_mb: float = 50.0  # larger corpus files are skipped with the reason
+    # A chunk's vector: "sentences" (the length-weighted mean of its sentences' vectors, so an ingest embeds each
+    # sentence once and no chunk text; see README "Ingest") or "text" (the chunk's own text embedded too)
+    chunk_vectors: Literal["sentences", "text"] = "sentences"
     ingest_round_texts: int = 4096  # distinct texts embedded and written per ingest round (a killed ingest loses one)
 
     # Embedders: the English sentence-transformers model plus a multilingual one for fusion

@@ -90,7 +90,7 @@ class IngestSummary:
 def recipe(settings: Settings) -> str:
     """What the index's records depend on besides the documents: records of another recipe are rebuilt."""
     return (f"v{INDEX_VERSION}|{','.join(embedder_names(settings))}|{settings.chunk_chars}|"
-            f"{settings.chunk_overlap_sentences}")
+            f"{settings.chunk_overlap_sentences}" + ("" if settings.chunk_vectors == "text" else "|chunk=sentences"))
 
 
 def open_index(settings: Settings, *, fresh: bool = False) -> ChromaIndex:
@@ -211,7 +211,8 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             embedders = load_embedders(settings)
             summary.model_load_s = time.perf_counter() - t
             c0 += time.process_time() - c
-        _embed_and_store(index, embedders, embed, summary, now, progress, settings.ingest_round_texts)
+        _embed_and_store(index, embedders, embed, summary, now, progress, settings.ingest_round_texts,
+                         chunk_text_vectors=settings.chunk_vectors == "text")
     summary.new_chunks = sum(len(p.chunks) for p in planned.values())
     t = time.perf_counter()
 
@@ -284,17 +285,21 @@ def _missing_records(index: ChromaIndex, catalog: dict[str, Any]) -> bool:
 
 
 def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], summary: IngestSummary,
-                     indexed_at: str, progress: bool, round_texts: int) -> None:
+                     indexed_at: str, progress: bool, round_texts: int, *, chunk_text_vectors: bool = False) -> None:
     """Embed every distinct text once and write in rounds of about round_texts texts: one embed_documents
     call per embedder and one upsert per collection a round; a killed ingest loses at most one round. A
-    document's record (its completion mark) follows its vectors."""
+    document's record (its completion mark) follows its vectors.
+
+    Only sentences are embedded unless chunk_text_vectors: a chunk's vector is then the length-weighted mean of
+    its sentences' vectors (a chunk of one sentence gets that sentence's vector, as before)."""
     names = list(index.chunks)
     cache: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
     bar = tqdm(total=sum(len(p.chunks) for p in planned), unit="chunk", desc="Embedding", disable=not progress)
     for batch in _rounds(planned, round_texts):
         texts: dict[str, None] = {}
         for p in batch:
-            texts.update(dict.fromkeys(c.text for c in p.chunks))
+            if chunk_text_vectors:
+                texts.update(dict.fromkeys(c.text for c in p.chunks))
             texts.update(dict.fromkeys(p.doc.text[s.start : s.end] for s in p.sentences))
         for name in names:
             vecs = cache[name]
@@ -316,13 +321,26 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
         for name in names:
             vecs = cache[name]
             dim = _dim(embedders, name)
-            index.chunks[name].upsert_chunks(chunks, _stack([vecs[c.text] for c in chunks], dim), hashes)
+            chunk_vecs = (_stack([vecs[c.text] for c in chunks], dim) if chunk_text_vectors
+                          else np.stack([sentence_mean(c, vecs) for c in chunks]) if chunks else _stack([], dim))
+            index.chunks[name].upsert_chunks(chunks, chunk_vecs, hashes)
             index.sentences[name].upsert_sentences(ids, keys, spans, _stack([vecs[t] for t in sent_texts], dim))
         index.documents.upsert_documents([p.doc.text for p in batch],
                                          [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])
         summary.phases_s["write"] = summary.phases_s.get("write", 0.0) + time.perf_counter() - t0
         bar.update(len(chunks))
     bar.close()
+
+
+def sentence_mean(chunk: Chunk, vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """A chunk's vector from its sentences' (unit) vectors: their mean weighted by sentence length, unit length.
+    Mean pooling over a chunk's tokens, which MiniLM does, weighs each sentence by its length the same way."""
+    texts = [chunk.text[s.start - chunk.start : s.end - chunk.start] for s in chunk.sentences]
+    if len(texts) == 1 and texts[0] in vectors:
+        return vectors[texts[0]]
+    stacked = np.stack([vectors[t] for t in texts])
+    mean = (stacked * np.asarray([len(t) for t in texts], dtype=np.float32)[:, None]).sum(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def _bulk(embedder: Embedder) -> Callable[[list[str]], np.ndarray]:

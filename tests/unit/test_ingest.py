@@ -158,8 +158,9 @@ def test_each_distinct_text_is_embedded_once_in_one_call_per_embedder(tmp_path, 
     summary = build_index(s, embedders=embedders, progress=False)
 
     docs = load_corpus(corpus_dir).documents
-    wanted = {c.text for d in docs for c in chunk_document(d)} | {d.text[x.start : x.end] for d in docs
-                                                                   for x in split_sentences(d.text)}
+    # Sentences only: a chunk's vector is made from its sentences' vectors (chunk_vectors="sentences")
+    wanted = {d.text[x.start : x.end] for d in docs for x in split_sentences(d.text)}
+    assert any(len(c.sentences) > 1 for c in chunk_document(docs[0]))  # chunks of several sentences exist
     for emb in embedders.by_name.values():
         assert len(emb.calls) == 1  # type: ignore[attr-defined]
         sent = emb.calls[0]  # type: ignore[attr-defined]
@@ -336,3 +337,37 @@ def test_a_retriever_with_a_stale_view_keeps_answering_after_a_reingest_deleted_
     assert _results(stale) == before  # the chunks it loaded, not errors
     assert stale.refresh() and "Only one short sentence is left." in [
         c.text for c in stale._chunks_by_id.values()]
+
+
+def test_chunk_vectors_are_the_length_weighted_mean_of_their_sentences_unless_text_is_asked_for(
+        tmp_path, corpus_dir, fake_embedders):
+    s = settings_for(tmp_path, corpus_dir)
+    build_index(s, embedders=fake_embedders, progress=False)
+    doc = load_corpus(corpus_dir).documents[0]
+    chunks = chunk_document(doc)
+    several = next(c for c in chunks if len(c.sentences) > 1)
+    single = next((c for c in chunks if len(c.sentences) == 1), None)
+    emb = fake_embedders.primary
+    collection = open_index(s).chunks[emb.name]
+    stored = dict(zip(*_vectors(collection, [several.chunk_id] + ([single.chunk_id] if single else []))))
+    parts = [doc.text[x.start : x.end] for x in several.sentences]
+    vecs = emb.embed_documents(parts)
+    mean = (vecs * np.array([len(p) for p in parts], dtype=np.float32)[:, None]).sum(axis=0)
+    assert np.allclose(stored[several.chunk_id], mean / np.linalg.norm(mean), atol=1e-5)
+    assert not np.allclose(stored[several.chunk_id], emb.embed_documents([several.text])[0], atol=1e-3)
+    if single is not None:
+        assert np.allclose(stored[single.chunk_id], emb.embed_documents([single.text])[0], atol=1e-5)
+
+    # chunk_vectors="text": a new recipe, so the index is rebuilt and each chunk's own text embedded
+    counting = Embedders(FakeCountingEmbedder("minilm"), FakeCountingEmbedder("use"))
+    text_settings = s.model_copy(update={"chunk_vectors": "text"})
+    summary = build_index(text_settings, embedders=counting, progress=False)
+    assert several.text in counting.primary.calls[0]  # type: ignore[attr-defined]
+    assert summary.embedded_texts == len({c.text for c in chunks} | {doc.text[x.start : x.end] for x in split_sentences(doc.text)})
+    stored = dict(zip(*_vectors(open_index(text_settings).chunks[emb.name], [several.chunk_id])))
+    assert np.allclose(stored[several.chunk_id], emb.embed_documents([several.text])[0], atol=1e-5)
+
+
+def _vectors(collection, ids: list[str]) -> tuple[list[str], list[np.ndarray]]:  # noqa: ANN001
+    got = collection._collection.get(ids=ids, include=["embeddings"])
+    return list(got["ids"]), [np.asarray(v, dtype=np.float32) for v in got["embeddings"]]

@@ -1,6 +1,7 @@
 """A second served app set up as an intranet portal would use it: API keys (made with the CLI), a CORS
 allowlist with the portal's origin, a one-place waiting line. Drives it with httpx, schemathesis against its
-/openapi.json, and headless Chromium on a portal page (another origin) that embeds the widget."""
+/openapi.json, and headless Chromium on a portal page (another origin) that embeds the widget; a third app whose
+LLM cannot be reached serves a second portal page, where the widget shows quotes under their notice."""
 
 from __future__ import annotations
 
@@ -24,11 +25,25 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from chatbot.prompts import extractive_notice
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Served, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
 QUESTION = "How many municipal state-owned enterprises launched the initiative?"
+
+
+@dataclass
+class Site:
+    """The portal's static pages, served on their own origin."""
+
+    root: Path
+    origin: str
+
+    def add_page(self, name: str, body: str) -> str:
+        (self.root / name).write_text("<!doctype html><html><head><meta charset='utf-8'><title>HR portal</title>"
+                                      f"</head><body><h1>Group HR portal</h1>{body}</body></html>", encoding="utf-8")
+        return f"{self.origin}/{name}"
 
 
 @dataclass
@@ -54,27 +69,47 @@ def create_key(served: Served, name: str, *extra: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory) -> Iterator[Portal]:
-    site = tmp_path_factory.mktemp("portal-site")
+def site(tmp_path_factory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("portal-site")
     page_port = free_port()
-    origin = f"http://127.0.0.1:{page_port}"
-    handler = functools.partial(QuietHandler, directory=str(site))
+    handler = functools.partial(QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield Site(root, f"http://127.0.0.1:{page_port}")
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def portal(site, tmp_path_factory) -> Iterator[Portal]:
     served = start_server(tmp_path_factory.mktemp("portal-server"), extra_env={
-        "CHATBOT_CORS_ORIGINS": origin, "CHATBOT_MAX_WAITING": "1", "CHATBOT_RATE_LIMIT_PER_MINUTE": "120"})
+        "CHATBOT_CORS_ORIGINS": site.origin, "CHATBOT_MAX_WAITING": "1", "CHATBOT_RATE_LIMIT_PER_MINUTE": "120"})
     try:
         keys = {"portal": create_key(served, "portal"), "tiny": create_key(served, "tiny", "--rate-limit", "3"),
                 "fuzz": create_key(served, "fuzz", "--rate-limit", "0")}
-        (site / "index.html").write_text(
-            "<!doctype html><html><head><meta charset='utf-8'><title>HR portal</title></head><body>"
-            "<h1>Group HR portal</h1><p>Questions about the AI+ initiative? Use the bubble.</p>"
+        page_url = site.add_page("index.html", (
+            "<p>Questions about the AI+ initiative? Use the bubble.</p>"
             f"<script src='{served.url}/widget.js' data-server='{served.url}' data-key='{keys['portal']}' "
-            "data-title='Ask the AI+ documents'></script></body></html>", encoding="utf-8")
-        yield Portal(served, f"{origin}/index.html", origin, keys)
+            "data-title='Ask the AI+ documents'></script>"))
+        yield Portal(served, page_url, site.origin, keys)
     finally:
         stop_server(served)
-        httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def quoting_portal(site, tmp_path_factory) -> Iterator[Portal]:
+    """A page of the same portal whose widget talks to an app whose hosted LLM is a closed loopback port: nothing
+    listens there, so every generation fails at once and each answer quotes the documents."""
+    served = start_server(tmp_path_factory.mktemp("quoting-server"), extra_env={
+        "CHATBOT_CORS_ORIGINS": site.origin, "CHATBOT_LLM_BACKEND": "hosted",
+        "CHATBOT_HOSTED_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "CHATBOT_HOSTED_MODEL": "m",
+        "CHATBOT_HOSTED_BACKOFF_S": "0.05"})
+    try:
+        page_url = site.add_page("quotes.html", f"<script src='{served.url}/widget.js' data-server='{served.url}'></script>")
+        yield Portal(served, page_url, site.origin, {})
+    finally:
+        stop_server(served)
 
 
 def test_keys_are_required_once_created(portal):
@@ -182,6 +217,7 @@ def test_widget_on_another_origin_streams_a_cited_answer(portal, artifacts: Path
             answer = page.inner_text(".cb-answer.cb-final")
             assert "11" in answer and re.search(r"\[\d+\]", answer), answer
             assert page.locator(".cb-answer.cb-final .cb-ref").count() >= 1
+            assert page.locator(".cb-notice, .cb-extractive").count() == 0  # a written answer has no quotes notice
             sources = page.locator(".cb-source")
             assert sources.count() >= 1
             quote = sources.first.locator(".cb-quote").inner_text()
@@ -193,5 +229,44 @@ def test_widget_on_another_origin_streams_a_cited_answer(portal, artifacts: Path
             assert not [e for e in errors if "CORS" in e or "Access-Control" in e], errors
             hosts = {httpx.URL(u).netloc.decode() for u in requests if u.startswith("http")}
             assert hosts <= {httpx.URL(portal.origin).netloc.decode(), httpx.URL(portal.served.url).netloc.decode()}
+        finally:
+            browser.close()
+
+
+def test_widget_shows_why_an_answer_is_quotes_when_the_llm_is_unreachable(quoting_portal, artifacts: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(locale="en-US")
+            page.goto(quoting_portal.page_url)
+            page.click(".cb-bubble")
+            # English question, then a Chinese one: the label is the widget's (English), each notice the answer's.
+            for n, (question, language) in enumerate([(QUESTION, "en"), ("中国太平构建了多少条高质量保险数据指令？", "zh")]):
+                page.fill(".cb-input", question)
+                page.click(".cb-send")
+                bot = page.locator(".cb-bot").nth(n)
+                expect(bot.locator(".cb-answer.cb-final")).to_be_visible(timeout=60_000)
+                notice = bot.locator(".cb-notice")
+                expect(notice).to_be_visible()
+                assert notice.get_attribute("role") == "note"
+                assert notice.locator(".cb-notice-label").inner_text() == (
+                    "Quoted from the documents: the language model did not answer")
+                text = notice.locator(".cb-notice-text")
+                assert text.inner_text() == extractive_notice(language) and text.get_attribute("lang") == language
+                # the note sits above the quotes, which are cited and listed with their sources
+                assert bot.evaluate("b => b.querySelector('.cb-notice').nextElementSibling.matches('.cb-answer')")
+                answer = bot.locator(".cb-answer.cb-final").inner_text()
+                assert answer.startswith("Quoted from the documents:" if language == "en" else "以下直接引用文件原文"), answer
+                assert bot.locator(".cb-answer .cb-ref").count() >= 1
+                sources = bot.locator(".cb-source")
+                assert sources.count() >= 1 and bot.locator(".cb-sources-head").is_visible()
+                quote = " ".join(sources.first.locator(".cb-quote").inner_text().split())
+                assert f"“{quote}”" in " ".join(answer.split()), (quote, answer)
+                assert bot.locator(".cb-draft").count() == 0 and bot.locator(".cb-status").count() == 0
+            assert "11 municipal state-owned enterprises" in page.locator(".cb-bot").first.inner_text()
+            page.locator(".cb-notice").last.scroll_into_view_if_needed()
+            page.screenshot(path=str(artifacts / "api-widget-quotes.png"))
         finally:
             browser.close()

@@ -18,11 +18,12 @@
           placeholder: "Ask in English or Chinese…", send: "Ask", searching: "Searching the documents…",
           writing: "Writing (checking citations next)…", sources: "Sources", chars: "characters",
           context: "Show in document", hide: "Hide", refused: "Not in the documents",
+          quoted: "Quoted from the documents: the language model did not answer",
           network: "The server could not be reached", retry: "Try again in {s} s." },
     zh: { title: "上海国资国企 AI+ 文件问答", open: "就文件提问", close: "关闭", placeholder: "用中文或英文提问…",
           send: "提问", searching: "正在检索文件…", writing: "正在生成（随后核对引用）…", sources: "来源",
           chars: "字符", context: "在文件中查看", hide: "收起", refused: "文件中没有答案",
-          network: "无法连接服务器", retry: "请 {s} 秒后重试。" }
+          quoted: "直接引用文件原文：语言模型没有响应", network: "无法连接服务器", retry: "请 {s} 秒后重试。" }
   }[lang];
   var title = script.getAttribute("data-title") || L.title;
   var history = [];
@@ -167,6 +168,20 @@
       .catch(function () { item.appendChild(el("div", "cb-doc cb-error", L.network)); });
   }
 
+  // Why an answer is quotes (the LLM did not answer or stopped mid-answer): the label in the widget's language,
+  // the server's notice in the answer's own language.
+  function renderNotice(answer) {
+    var note = el("div", "cb-notice");
+    note.setAttribute("role", "note");
+    note.appendChild(el("div", "cb-notice-label", L.quoted));
+    if (answer.notice) {
+      var why = el("div", "cb-notice-text", answer.notice);
+      if (answer.language) { why.lang = answer.language; }
+      note.appendChild(why);
+    }
+    return note;
+  }
+
   function errorText(status, body, headersObj) {
     var message = (body && body.error && body.error.message) || ("HTTP " + status);
     var retry = headersObj && headersObj.get("Retry-After");
@@ -252,6 +267,10 @@
           var a = data.answer;
           status.remove();
           text.className = "cb-answer cb-final" + (a.refused ? " cb-refused" : "");
+          if (a.mode === "extractive") {
+            bot.classList.add("cb-extractive");
+            bot.insertBefore(renderNotice(a), text);
+          }
           renderAnswer(text, a.answer, list);
           renderSources(list, a.citations || []);
           sourcesHead.hidden = !(a.citations && a.citations.length);

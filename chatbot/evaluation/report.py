@@ -365,7 +365,13 @@ def write_record(report: Report, results_dir: Path) -> Path:
                      for q in getattr(report, key)]
     run = report.run
     day = (run.timestamp[:10] or dt.date.today().isoformat())
-    name = f"{day}-{(run.git_commit or 'nogit')[:8]}{'-dirty' if run.git_dirty else ''}-{run.split}"
+    name = f"{day}-{(run.git_commit or 'nogit')[:8]}{'-dirty' if run.git_dirty else ''}"
+    gold = Path(run.gold_set) if run.gold_set else None
+    if gold is not None and gold.name == "gold.jsonl" and gold.parent.name not in ("eval", ""):
+        name += f"-{gold.parent.name}"  # another corpus's gold set, e.g. eval/corpora/other/gold.jsonl -> -other
+    elif gold is not None and gold.name not in ("gold.jsonl", ""):
+        name += f"-{gold.stem}"
+    name += f"-{run.split}"
     name += "-baseline" if "baseline" in report.systems else ""
     name += "-subset" if run.subset else ""
     if run.answers_from and run.scored_at_commit:

@@ -155,3 +155,13 @@ def test_record_keeps_figures_and_verdicts_not_bulk(tmp_path: Path):
     assert data["questions"][0]["results"]["chatbot"]["correct"] is True
     assert "citations" not in data["questions"][0]["results"]["chatbot"]
     assert data["conversations"][0]["id"] == "c-1"
+
+
+def test_a_record_of_another_corpus_gold_set_is_named_after_it(tmp_path: Path):
+    report = make_report()
+    report.run.gold_set = "/repo/eval/corpora/other/gold.jsonl"
+    assert write_record(report, tmp_path).name == "2026-11-30-abc1234d-other-all-baseline.json"
+    report.run.gold_set = "/repo/eval/gold.jsonl"
+    assert write_record(report, tmp_path).name == "2026-11-30-abc1234d-all-baseline.json"
+    report.run.gold_set = "/elsewhere/my-questions.jsonl"
+    assert write_record(report, tmp_path).name == "2026-11-30-abc1234d-my-questions-all-baseline.json"

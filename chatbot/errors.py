@@ -85,3 +85,10 @@ class NotReady(ChatbotError):
     status_code = 503
     code = "not_ready"
     retry_after = 5.0
+
+
+class Abandoned(ChatbotError):
+    """The client went away while its question waited for the model: it leaves the line (nobody reads this)."""
+
+    status_code = 499
+    code = "abandoned"

@@ -5,16 +5,32 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from chatbot.errors import Busy
+from chatbot.errors import Abandoned, Busy
+
+# How often a question waiting in line checks whether its client is still there (see abandon_when).
+GONE_POLL_S = 0.2
+_thread = threading.local()
+
+
+@contextmanager
+def abandon_when(gone: Callable[[], bool]) -> Iterator[None]:
+    """In this thread, until exit: a wait in any gate's line ends with Abandoned as soon as gone() is true (the
+    client of an API stream disconnected), so the question leaves the line instead of keeping its place."""
+    previous = getattr(_thread, "gone", None)
+    _thread.gone = gone
+    try:
+        yield
+    finally:
+        _thread.gone = previous
 
 
 class GenerationGate:
     """At most `slots` generations at once (1 for a llama.cpp context, which must never serve two), the rest
     wait in arrival order; when `max_waiting` are already waiting, a new request is refused with Busy at once
-    rather than left hanging. The holder releases on exit, including when the consumer of a stream goes away
+    rather than left hanging. A waiting request whose client goes away leaves the line (abandon_when). The holder releases on exit, including when the consumer of a stream goes away
     (closing a generator runs its `finally`)."""
 
     def __init__(self, slots: int = 1, max_waiting: int = 8, wait_timeout_s: float = 300.0) -> None:
@@ -42,6 +58,7 @@ class GenerationGate:
     @contextmanager
     def hold(self) -> Iterator[None]:
         ticket = object()
+        gone: Callable[[], bool] | None = getattr(_thread, "gone", None)
         with self._cond:
             if self._active >= self.slots and len(self._line) >= self.max_waiting:
                 raise Busy(len(self._line), self.retry_after())
@@ -52,7 +69,9 @@ class GenerationGate:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise Busy(len(self._line), self.retry_after())
-                    self._cond.wait(left)
+                    if gone is not None and gone():
+                        raise Abandoned("The client went away while its question waited for the model.")
+                    self._cond.wait(left if gone is None else min(left, GONE_POLL_S))
             except BaseException:
                 self._line.remove(ticket)
                 self._cond.notify_all()

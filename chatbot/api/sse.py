@@ -4,12 +4,15 @@ generator closed whatever ends the response (done, error, client gone), which re
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import TypeVar
 
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from chatbot.gate import abandon_when
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +34,37 @@ async def iterate_closing(iterator: Iterator[T]) -> AsyncGenerator[T, None]:
 
     Starlette's iterate_in_threadpool does not close the generator when the response is cancelled (a client
     that disconnects), so the service's `finally` (the GenerationGate release) would wait for garbage
-    collection. A worker thread cannot be interrupted: cancellation takes effect when the current step
-    returns (the next token, milliseconds), then the generator is closed in a thread, shielded."""
+    collection. A worker thread cannot be interrupted, so a cancelled step is left to finish in its thread: a
+    generation step returns with the next token (milliseconds), and a question still waiting in the gate's line
+    leaves it within GONE_POLL_S (abandon_when), instead of keeping its place until its turn. Then the generator
+    is closed in a thread, shielded."""
+    gone = threading.Event()
+    running = threading.Lock()  # held while a step runs: the generator is closed only after it
+
+    def step() -> object:
+        with running, abandon_when(gone.is_set):
+            return _next(iterator)
+
     try:
         while True:
-            item = await anyio.to_thread.run_sync(_next, iterator)
+            item = await anyio.to_thread.run_sync(step, abandon_on_cancel=True)
             if item is _DONE:
                 return
             yield item  # type: ignore[misc]
     finally:
+        gone.set()
         close = getattr(iterator, "close", None)
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(_close_after, running, close)
+            except Exception:  # noqa: BLE001 - closing must not hide why the stream ended
+                log.exception("closing the answer stream failed")
+
+
+def _close_after(running: threading.Lock, close: Callable[[], object] | None) -> None:
+    with running:
         if close is not None:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await anyio.to_thread.run_sync(close)
-                except Exception:  # noqa: BLE001 - closing must not hide why the stream ended
-                    log.exception("closing the answer stream failed")
+            close()
 
 
 def event_source(events: AsyncGenerator[ServerSentEvent, None]) -> EventSourceResponse:

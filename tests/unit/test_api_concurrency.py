@@ -78,6 +78,30 @@ def test_a_client_that_disconnects_mid_stream_frees_the_model(endless):
     assert wait_for(lambda: served.service.gate.active == 0 and llm.closed_early == 2, 3.0)
 
 
+def test_a_client_that_disconnects_while_waiting_in_line_leaves_it(endless):
+    url, served, llm = endless
+    gate = served.service.gate
+    with httpx.Client(timeout=10) as a, a.stream("POST", url + "/api/v1/ask/stream", json={"question": QUESTION}) as held:
+        lines = held.iter_lines()  # kept: a dropped line iterator closes the connection
+        assert next(line for line in lines if line == "event: draft")  # A has the model, for ever
+        with httpx.Client(timeout=10) as b, b.stream("POST", url + "/api/v1/ask/stream",
+                                                     json={"question": QUESTION}) as waiting:
+            assert waiting.status_code == 200
+            b_lines = waiting.iter_lines()
+            assert wait_for(lambda: gate.waiting == 1, 5.0), "B did not get in line"
+            del b_lines
+        # B hung up before its turn: it leaves the line while A still generates
+        assert wait_for(lambda: gate.waiting == 0, 2.0), "a client that went away kept its place in line"
+        assert gate.active == 1
+        with ThreadPoolExecutor(1) as pool:
+            c = pool.submit(first_draft_then_leave, url)  # C waits behind A only
+            assert wait_for(lambda: gate.waiting == 1, 5.0)
+            held.close()  # A leaves: the model goes to C, not to B's old place
+            c.result(timeout=10)
+    assert wait_for(lambda: gate.active == 0 and gate.waiting == 0, 3.0)
+    assert llm.closed_early == 2  # A's and C's generations; B's never started
+
+
 def test_retrieval_documents_and_health_stay_fast_during_a_generation(endless):
     url, served, llm = endless
     with httpx.Client(timeout=10) as client, client.stream("POST", url + "/api/v1/ask/stream",

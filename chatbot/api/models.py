@@ -32,9 +32,8 @@ class SearchFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(
-        min_length=1,
         description="English or Chinese. Longer than the server's `max_question_chars` (default 1000) → 413 "
-                    "`question_too_long`; only blanks → 400 `empty_question`.",
+                    "`question_too_long`; empty or only blanks → 400 `empty_question`.",
         examples=[EXAMPLE_QUESTION])
     top_k: int | None = Field(None, ge=1, le=20, description="chunks to retrieve (server default: 4)", examples=[4])
     doc_ids: list[DocId] | None = Field(

@@ -60,7 +60,7 @@ def test_off_topic_question_is_refused(index, tmp_path):
 @pytest.mark.parametrize("payload, status, code, words", [
     ({"question": "why " * 300}, 413, "question_too_long", "limit is 1000"),
     ({"question": "   "}, 400, "empty_question", "empty"),
-    ({"question": ""}, 422, "invalid_request", "question"),
+    ({"question": ""}, 400, "empty_question", "empty"),
     ({}, 422, "invalid_request", "question: Field required"),
     ({"question": 42}, 422, "invalid_request", "question: Input should be a valid string"),
     ({"question": QUESTION, "top_k": 0}, 422, "invalid_request", "top_k"),

@@ -138,7 +138,7 @@ class ChatService:
             warm("answer", self.llm, prompts.answer_messages(["(warm-up)"], "(warm-up)"))
             if self.translator is not None and self.translator is not self.llm:
                 if self.settings.query_translation:
-                    warm("translate", self.translator, prompts.translate_question_messages("(warm-up)"))
+                    warm("translate", self.translator, prompts.translate_question_messages("(warm-up)", "zh"))
                 else:
                     warm("translate", self.translator, prompts.translate_answer_messages("Hello [1]."))
             if self.rewriter is not None and self.rewriter is not self.llm:

@@ -53,6 +53,14 @@ def _around(text: str, q: Quantity, before: int = 4, after: int = 3) -> tuple[se
     return set(left) | set(right), right
 
 
+def _adjacent(text: str, q: Quantity) -> set[str]:
+    """The content words right before and right after a number: what a year dates ("profit in 2022", "the 2023
+    conference")."""
+    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-1:]
+    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:1]
+    return set(left) | set(right)
+
+
 def _counted(after: str) -> list[str]:
     """The words a number counts: up to three words after it, stopping at the next number."""
     out = []
@@ -73,6 +81,17 @@ def _context(p: Passage) -> str:
     return p.context_text or p.shown
 
 
+def _stated_about(question: str, q: Quantity, kind: str, near: set[str], text: str, p: Quantity) -> bool:
+    """Does the passage state the question's number about what the question says it is about? A year says when,
+    not what is counted, so it is compared by the words around it: "the 2023 conference" is not stated by "the
+    2023-2025 reform plan"."""
+    if kind != "year":
+        return number_context_supported(question, q, text)
+    if not near or detect_language(text) != detect_language(question):
+        return True
+    return word_coverage(near, text[max(0, p.start - 120) : p.end + 80]) >= MIN_OVERLAP_COUNTED
+
+
 def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Similarity | None = None
                       ) -> list[PremiseConflict]:
     """Each question number that no passage states about the same thing, paired with the number a passage
@@ -84,10 +103,10 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
         if _LABEL_BEFORE.search(query.text[: q.start]):
             continue  # "Line 3", "Terminal 2": a name, not a quantity
         kind = _kind(query.text, q)
-        if any(same_value(q.value, p.value) and number_context_supported(query.text, q, text)
+        near, after = _around(query.text, q)
+        if any(same_value(q.value, p.value) and _stated_about(query.text, q, kind, near, text, p)
                for ps in passages for text in (ps.shown, _context(ps)) for p in extract_quantities(text)):
             continue  # the documents state this number about this thing: no false premise
-        near, after = _around(query.text, q)
         best: tuple[float, str, int] | None = None
         for ps in passages:
             text = _context(ps)
@@ -108,6 +127,8 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
                     strength = word_coverage(near, window)
                     if strength < (MIN_OVERLAP_COUNTED if after else MIN_OVERLAP):
                         continue
+                    if kind == "year" and not word_coverage(_adjacent(query.text, q), window):
+                        continue  # "profit in 2022" is not "the reform programme (2023-2025)"
                 else:
                     if similarity is None:
                         continue

@@ -431,7 +431,7 @@ class ChatService:
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         if not check.refused and not (answers_question_type(query, check.answer) and addresses_focus(
                 query, check.answer, [p.shown for p in check.passages], self.similarity)
-                and question_names_grounded(query, check.answer, check.passages, known)
+                and question_names_grounded(query, check.answer, check.passages, known, self._text_or_none)
                 and question_names_in_cited_documents(query, check.answer, check.passages, self._text_or_none)):
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import combinations
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
+from chatbot.chunking import split_sentences
 from chatbot.corpus import detect_language
-from chatbot.keyword import tokenize
+from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
 from chatbot.names import name_runs, names_in
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
@@ -150,6 +152,8 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
         if any(same_value(q.value, v) for v in q_values) and _comparison_holds(claim, q, passages):
             continue  # "Yes, it is longer than 600 metres" where the passage says 640 metres
         return f"number {claim[q.start:q.end]!r} is not in the cited passage"
+    if not _order_holds(claim):
+        return "its before/after contradicts the years it states"
     low = joined.lower()
     asked = query.text.lower()
     for term in _QUOTED_TERM.findall(claim):  # a quoted name ("All in AI") is a fact like a number
@@ -170,6 +174,24 @@ _LESS = re.compile(r"\b(less|fewer|shorter|smaller|lower|younger|under|below|bef
                    r"不到\s*$|少于\s*$|低于\s*$|小于\s*$|早于\s*$", re.I)
 _AFTER_MORE = re.compile(r"^\s*(以上|多)")
 _AFTER_LESS = re.compile(r"^\s*(以下|以内)")
+
+
+_EARLIER = re.compile(r"\b(before|earlier|older|prior to|preceded)\b|早于|之前|更早", re.I)
+_LATER = re.compile(r"\b(after|later|younger|newer|followed)\b|晚于|之后|更晚", re.I)
+
+
+def _order_holds(claim: str) -> bool:
+    """"Opened in 1932, before the club was founded in 1902" contradicts itself: between two years, "before",
+    "earlier" or "older" needs the first to be the smaller, "after", "later" or "younger" the larger."""
+    years = [q for q in extract_quantities(claim) if re.fullmatch(r"(1[5-9]|20)\d\d年?", claim[q.start : q.end].strip())]
+    if len(years) != 2:
+        return True
+    a, b = years
+    between = claim[a.end : b.start]
+    earlier, later = bool(_EARLIER.search(between)), bool(_LATER.search(between))
+    if earlier == later or a.value == b.value or NEGATION.search(between):
+        return True
+    return (a.value < b.value) == earlier
 
 
 def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
@@ -330,7 +352,7 @@ def verify_citations(
         new = content_words(claim.text) - set(query.tokens)
         if not new and has_checkable_fact(claim.text):
             return True, "", 1.0
-        lex = max(word_coverage(new, t) for t in texts) if new else 0.0
+        lex = word_coverage(new, " ".join(texts)) if new else 0.0  # what the cited passages say together
         sim = max(float(sims[i, col[n]]) for n in ns)
         english = detect_language(claim.text) == "en"
         # Cross-language pairs (a Chinese sentence, an English passage) score lower in the shared space.
@@ -350,19 +372,49 @@ def verify_citations(
         cited = [n for n in claim.markers if n in by_n]
         ok, reason, _ = supports(i, claim, cited) if cited else (False, "no citation", 0.0)
         if ok:
-            verified.append(VerifiedSentence(claim.text, cited, claim.markers, True))
+            verified.append(VerifiedSentence(claim.text, _cite_options(claim.text, cited, passages, query),
+                                             claim.markers, True))
             continue
-        best: tuple[float, int] | None = None
+        best: tuple[float, list[int]] | None = None
         for p in passages:
             good, _, strength = supports(i, claim, [p.n])
             if good and (best is None or strength > best[0]):
-                best = (strength, p.n)
+                best = (strength, [p.n])
+        if best is None and _latin(claim.text) and len(extract_quantities(claim.text)) + len(names_in(claim.text)) >= 2:
+            # A sentence joining two passages' facts ("opened in 1932, after the club was founded in 1902") is
+            # cited to both. English only: there what each number counts and each name are checked, while a
+            # Chinese sentence's names are not, so two passages could lend it facts about different things.
+            for a, b in combinations(passages, 2):
+                good, _, strength = supports(i, claim, [a.n, b.n])
+                if good and (best is None or strength > best[0]):
+                    best = (strength, [a.n, b.n])
         if best is not None:
-            verified.append(VerifiedSentence(claim.text, [best[1]], claim.markers, True, reattributed=True,
+            verified.append(VerifiedSentence(claim.text, _cite_options(claim.text, best[1], passages, query),
+                                             claim.markers, True, reattributed=True,
                                              reason=f"re-attributed: {reason}"))
         else:
             verified.append(VerifiedSentence(claim.text, [], claim.markers, False, reason=reason))
     return _renumber(verified, by_n, query, similarity)
+
+
+def _cite_options(claim: str, cited: list[int], passages: list[Passage], query: Query) -> list[int]:
+    """A sentence answering a choice or yes/no question about named things ("Which is older, X or Y?", "Are X and
+    Y run by the same company?") speaks of each of them: one it names that its cited passages never mention is
+    cited to the shown passage that does (one stating a figure first, since figures decide a comparison)."""
+    if query.expects not in ("choice", "yesno"):
+        return cited
+    by_n = {p.n: p for p in passages}
+    out = list(cited)
+    for run in name_runs(query.text):
+        if run.replace("+", "").isupper() or not _has_word(claim, run):
+            continue
+        if any(_has_word(by_n[n].context_text or by_n[n].shown, run) for n in out if n in by_n):
+            continue
+        mentioning = [p for p in passages if _has_word(p.context_text or p.shown, run)]
+        if mentioning:
+            best = max(mentioning, key=lambda p: (bool(extract_quantities(p.shown)), p.score))
+            out.append(best.n)
+    return out
 
 
 def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query: Query,
@@ -501,21 +553,38 @@ def question_names_in_cited_documents(query: Query, answer: str, cited: list[Pas
         words = {w for word in run.split() if not _ACRONYM.fullmatch(word) for w in tokenize(word)}
         if not words or word_coverage(words, cited_text) == 1.0:
             continue
+        if _romanised_in(run, cited_text):
+            continue
         return False
     return True
+
+
+def _romanised_in(run: str, text: str) -> bool:
+    """An English question's name written in pinyin ("Qingchuan", "Wang Liping") for a name a Chinese text writes
+    in characters (青川, 王立平): the joined run, or one of its longer words, is the pinyin of a run of characters."""
+    if not re.search(r"[\u3400-\u9fff]", text):
+        return False
+    pinyin = {t for t in bridge_tokens(text) if not t.startswith("#")}
+    words = [w.lower() for w in run.split()]
+    return "".join(words) in pinyin or any(len(w) >= 5 and w in pinyin for w in words)
 
 
 _ACRONYM = re.compile(r"[A-Z0-9+&-]*[A-Z][A-Z0-9+&-]*[A-Z][A-Za-z0-9+&-]*")  # two capitals or more: SOEs, SASAC, AI+
 
 
-def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str) -> bool:
+def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str,
+                            document_text: Callable[[str], str | None] | None = None) -> bool:
     """A person the question asks about, when the answer speaks of them or puts another person in their place,
     must be in the sentences the answer cites: "Cheng Peng said …" citing a sentence about someone else, or "He
     Qing said …" to "What did Cheng Peng say?", does not answer the question. A name the answer explicitly denies
-    ("He Qing, not Cheng Peng, …") is a correction, not a claim."""
+    ("He Qing, not Cheng Peng, …") is a correction, not a claim. A cited sentence that names nobody ("It has 44
+    turbines", "The railway is run by 260 volunteers") speaks of what the sentence before it in its document
+    names (read through `document_text`), so the name may be there; a sentence naming someone else is about them."""
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
     text = strip_markers(answer)
     others = [run for run in name_runs(text) if _person_like(run) and not _has_word(query.text, run)]
+    anonymous = document_text is not None and not others and not any(
+        _person_like(run) for run in name_runs(contexts))
     for run in name_runs(query.text):
         if not _person_like(run) or not _has_word(known, run) or _has_word(contexts, run):
             continue
@@ -523,8 +592,28 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
             continue  # the answer speaks of something else the question asked (a period, a place)
         if NEGATION.search(text) and _has_word(text, run):
             continue
+        if anonymous and document_text is not None and any(_named_before(p, run, document_text) for p in cited):
+            continue
         return False
     return True
+
+
+REFERENT_SENTENCES = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer
+
+
+def _named_before(p: Passage, run: str, document_text: Callable[[str], str | None]) -> bool:
+    """Is `run` what p's sentence refers back to: named in one of the few sentences before it in its document,
+    with no other person named in between?"""
+    at = p.context_start if p.context_start is not None else p.start
+    text = document_text(p.doc_id) or ""
+    window = text[max(0, at - 1500) : at]
+    for span in reversed(split_sentences(window)[-REFERENT_SENTENCES:]):
+        sentence = window[span.start : span.end]
+        if _has_word(sentence, run):
+            return True
+        if any(_person_like(other) for other in name_runs(sentence)):
+            return False
+    return False
 
 
 def _person_like(run: str) -> bool:

@@ -363,3 +363,85 @@ def test_a_premise_about_the_same_counted_thing_is_found_when_its_subject_is_in_
     assert [(c.asked, c.stated) for c in conflicts] == [("25", "17")]
     conflicts = premise_conflicts(analyse_question("How did the zoo breed 30 red panda cubs?"), ps)
     assert [(c.asked, c.stated) for c in conflicts] == [("30", "14")]
+
+
+# Recovering answers the checks used to refuse (issue 9) --------------------------------------------------------
+
+PARK = ("The Corven Wind Park is an offshore wind farm 30 kilometres off the coast, operated by Nordwind. "
+        "Its first turbine, named \"Ada\", was raised in 2018. It has 44 turbines, for a total of 352 megawatts.")
+
+
+def test_a_cited_sentence_naming_nobody_speaks_of_what_the_sentence_before_it_names():
+    from chatbot.verification import question_names_grounded
+
+    at = PARK.index("It has")
+    turbines = Passage(1, "park", at, len(PARK), PARK[at:], context_start=at, context_end=len(PARK),
+                       context_text=PARK[at:])
+    q = analyse_question("What is the total capacity of the Corven Wind Park?")
+    answer = "The Corven Wind Park has a total of 352 megawatts [1]."
+    assert question_names_grounded(q, answer, [turbines], PARK, {"park": PARK}.get)
+    # Without the document the sentence before cannot be read: the name must be in the cited sentence.
+    assert not question_names_grounded(q, answer, [turbines], PARK)
+    # A name the sentence before does not give is not what "It" refers to.
+    other = "The Harlow Bridge opened in 1932. It has 44 turbines, for a total of 352 megawatts."
+    at = other.index("It has")
+    cited = Passage(1, "o", at, len(other), other[at:], context_start=at, context_end=len(other),
+                    context_text=other[at:])
+    assert not question_names_grounded(q, answer, [cited], PARK + " " + other, {"o": other}.get)
+    # A cited sentence about someone else stays an answer about them, whatever came before it.
+    text = "Lin Mei and Tom Wu attended. Lin Mei said losses fell."
+    said = Passage(1, "d", 29, 54, text[29:], context_start=29, context_end=54, context_text=text[29:])
+    assert not question_names_grounded(analyse_question("What did Tom Wu say?"), "Tom Wu said losses fell [1].",
+                                       [said], text, {"d": text}.get)
+
+
+def test_an_english_name_in_pinyin_is_found_in_a_chinese_document():
+    from chatbot.verification import question_names_in_cited_documents
+
+    doc = "青川水电站位于青川河中游，于2009年建成投产，装机容量为120万千瓦。"
+    p = Passage(1, "hydro", 0, len(doc), doc, context_text=doc)
+    q = analyse_question("What is the installed capacity of the Qingchuan hydropower station?")
+    answer = "The Qingchuan hydropower station has an installed capacity of 1.2 million kilowatts [1]."
+    assert question_names_in_cited_documents(q, answer, [p], {"hydro": doc}.get)
+    q = analyse_question("What is the installed capacity of the Harlow hydropower station?")
+    assert not question_names_in_cited_documents(q, answer.replace("Qingchuan", "Harlow"), [p], {"hydro": doc}.get)
+
+
+def test_a_comparison_answer_cites_a_passage_for_each_option_it_names():
+    club = Passage(1, "club", 0, 60, "The Maplewood Rowing Club, founded in 1887, has 340 members.")
+    uni_title = Passage(2, "uni", 0, 40, "Westbrook University expands its campus")
+    uni = Passage(3, "uni", 41, 100, "Westbrook University was founded in 1891 and has 18,000 students.")
+    q = "Which is older, the Maplewood Rowing Club or Westbrook University?"
+    v = verify("The Maplewood Rowing Club is older than Westbrook University [1].", q, [club, uni_title, uni])
+    assert not v.refused
+    assert v.answer.endswith("[1][2].") and [p.doc_id for p in v.passages] == ["club", "uni"]
+    assert "1891" in v.passages[1].text  # the passage stating a figure, not the headline
+    # Other questions keep the citations the claim earned.
+    v = verify("The Maplewood Rowing Club has 340 members [1].", "How many members does the Maplewood Rowing Club "
+               "have, compared with Westbrook University?", [club, uni_title, uni])
+    assert [p.doc_id for p in v.passages] == ["club"]
+
+
+def test_a_sentence_joining_two_passages_facts_is_cited_to_both():
+    bridge = Passage(1, "b", 0, 60, "The Harlow Bridge was opened in 1932 and designed by Tomas Berg.")
+    chess = Passage(2, "c", 0, 50, "The Marlow Chess Club was founded in 1902 and has 85 members.")
+    q = "Was the Harlow Bridge opened before or after the Marlow Chess Club was founded?"
+    v = verify("The Harlow Bridge was opened in 1932, after the Marlow Chess Club was founded in 1902.", q,
+               [bridge, chess])
+    assert not v.refused and v.answer.endswith("[1][2].")
+    # The same sentence with its before/after contradicting its own years is removed.
+    v = verify("The Harlow Bridge was opened in 1932, before the Marlow Chess Club was founded in 1902 [1][2].", q,
+               [bridge, chess])
+    assert v.refused and "contradicts" in v.sentences[0].reason
+
+
+def test_a_year_in_the_question_is_stated_only_where_the_documents_say_it_about_the_same_thing():
+    ps = _passages("On July 6th, at the closing ceremony of the 2024 World Harbour Conference, the board launched "
+                   "the plan.", "The board's reform programme (2023-2025) promotes the upgrading of industries.")
+    q = analyse_question("The plan was launched at the closing ceremony of the 2023 World Harbour Conference; who "
+                         "attended?")
+    assert [(c.asked, c.stated) for c in premise_conflicts(q, ps)] == [("2023", "2024")]
+    # A year the documents do not tie to anything asked is not a premise to correct.
+    assert premise_conflicts(analyse_question("What was the board's profit in 2022?"), ps) == []
+    assert premise_conflicts(analyse_question("What does the reform programme of 2023 promote?"), ps) == []
+

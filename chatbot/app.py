@@ -141,7 +141,9 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
 
         from chatbot.ui import build_ui
 
-        gr.mount_gradio_app(app, build_ui(state), path="/")
+        # No Gradio footer: it follows the browser's language, not the chat's switch; the chat's own footer links
+        # the API documentation instead.
+        gr.mount_gradio_app(app, build_ui(state), path="/", footer_links=[])
     app.add_middleware(WorkerHeaderMiddleware)
     return app
 

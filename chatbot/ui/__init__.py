@@ -60,12 +60,15 @@ def build_ui(state: AppState) -> gr.Blocks:
 
         # Each browser asks one question at a time (its buttons are off while the answer streams); across browsers
         # the service's gate queues the model, so no concurrency limit here.
-        streamed = [question, conversation, chat, send, new_chat]
-        asking: dict[str, Any] = {"inputs": [question, conversation, lang], "outputs": streamed,
-                                  "concurrency_limit": None, **PRIVATE}
+        # The reader is an output too (an open document follows the new answer), without a progress overlay.
+        streamed = [question, conversation, chat, send, new_chat, opened, reader]
+        progress = [question, chat, send, new_chat]
+        asking: dict[str, Any] = {"inputs": [question, conversation, lang, opened], "outputs": streamed,
+                                  "show_progress_on": progress, "concurrency_limit": None, **PRIVATE}
         question.submit(handlers.ask, api_name="chat_submit", **asking)
         send.click(handlers.ask, api_name="chat_send", **asking)
-        chat.ask_example(handlers.ask_example, [conversation, lang], streamed, concurrency_limit=None, **PRIVATE)
+        chat.ask_example(handlers.ask_example, [conversation, lang, opened], streamed, show_progress_on=progress,
+                         concurrency_limit=None, **PRIVATE)
         chat.rate(handlers.rate, [conversation, lang], [conversation, chat], **PRIVATE)
         chat.comment(handlers.comment, [conversation, lang], [conversation, chat], **PRIVATE)
         chat.open_doc(handlers.open_document, [lang], [opened, reader], **PRIVATE)

@@ -48,6 +48,11 @@ def _buttons(enabled: bool) -> tuple[Any, Any]:
     return gr.update(interactive=enabled), gr.update(interactive=enabled)
 
 
+def _unchanged() -> tuple[Any, Any]:
+    """Updates of the reader's state and HTML that leave both as they are."""
+    return gr.skip(), gr.skip()
+
+
 class ChatHandlers:
     """The chat's event handlers, bound to the served process's AppState."""
 
@@ -56,20 +61,40 @@ class ChatHandlers:
 
     # Asking -------------------------------------------------------------------------------------------------
 
-    def ask(self, question: str, conversation: Conversation, lang: str) -> Iterator[tuple[Any, ...]]:
+    def ask(self, question: str, conversation: Conversation, lang: str,
+            opened: ReaderState = None) -> Iterator[tuple[Any, ...]]:
         """Stream one answer into the conversation: question box cleared, Ask and New conversation disabled, then
-        drafts, then the verified answer (both buttons enabled again)."""
+        drafts, then the verified answer (both buttons enabled again), which an open reader follows. Yields
+        (question box, conversation, its HTML, Ask, New conversation, reader state, reader HTML)."""
         if not (question or "").strip():
-            yield question, conversation, render_conversation(conversation, lang), *_buttons(True)
+            yield question, conversation, render_conversation(conversation, lang), *_buttons(True), *_unchanged()
             return
         history = conversation.history()
         turn = conversation.start(question)
-        yield "", conversation, render_conversation(conversation, lang), *_buttons(False)
+        yield "", conversation, render_conversation(conversation, lang), *_buttons(False), *_unchanged()
+        followed = False
         for _ in self._answer(turn, history):
-            yield "", conversation, render_conversation(conversation, lang), *_buttons(turn.finished)
+            reader = _unchanged()
+            if turn.finished and not followed:
+                reader, followed = self.follow(turn, lang, opened), True
+            yield "", conversation, render_conversation(conversation, lang), *_buttons(turn.finished), *reader
 
-    def ask_example(self, conversation: Conversation, lang: str, evt: gr.EventData) -> Iterator[tuple[Any, ...]]:
-        yield from self.ask(str((evt._data or {}).get("text", "")), conversation, lang)
+    def ask_example(self, conversation: Conversation, lang: str, opened: ReaderState,
+                    evt: gr.EventData) -> Iterator[tuple[Any, ...]]:
+        yield from self.ask(str((evt._data or {}).get("text", "")), conversation, lang, opened)
+
+    def follow(self, turn: ChatTurn, lang: str, opened: ReaderState) -> tuple[Any, Any]:
+        """The reader after a new answer: an open document gives way to the answer's first cited span (empty for
+        a refusal), so it never shows an older answer's evidence beside the latest answer. A closed reader stays
+        closed, and a failed question leaves the latest answer's evidence in place."""
+        if opened is None or turn.answer is None:
+            return _unchanged()
+        if turn.answer.refused or not turn.cited:
+            return None, render_reader(lang)
+        first = turn.cited[0]
+        state: ReaderState = (first.doc.doc_id, first.start, first.end, first.start - len(first.sentence_before),
+                              first.end + len(first.sentence_after))
+        return state, self.reader(lang, state, followed=True)
 
     def _answer(self, turn: ChatTurn, history: list) -> Iterator[None]:
         """Advance `turn` through the service's stream, yielding whenever the page should repaint."""
@@ -147,7 +172,8 @@ class ChatHandlers:
             return None, render_reader(lang)
         return opened, self.reader(lang, opened)
 
-    def reader(self, lang: str, opened: ReaderState) -> str:
+    def reader(self, lang: str, opened: ReaderState, *, followed: bool = False) -> str:
+        """The reader's HTML for `opened`; `followed`: opened by a new answer, not by the user's click."""
         if opened is None:
             return render_reader(lang)
         doc_id, start, end, s_start, s_end = opened
@@ -159,7 +185,7 @@ class ChatHandlers:
         start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
         end = max(start, end)
         sentence = (s_start, s_end) if 0 <= s_start <= start <= end <= s_end <= len(text) else None
-        return render_reader(lang, summary(doc), text, start, end, sentence)
+        return render_reader(lang, summary(doc), text, start, end, sentence, followed=followed)
 
     def documents(self, lang: str) -> str:
         try:

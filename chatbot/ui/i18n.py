@@ -84,6 +84,7 @@ TEXT: dict[str, dict[str, str]] = {
     "refresh": {"en": "Refresh", "zh": "刷新"},
     "footer": {"en": "Runs offline on this machine. Feedback is stored locally to improve the answers.",
                "zh": "完全在本机离线运行。反馈仅保存在本地，用于改进答案。"},
+    "api_docs": {"en": "API documentation", "zh": "API 文档"},
 }
 
 

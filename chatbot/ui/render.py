@@ -144,12 +144,14 @@ def render_conversation(conversation: Conversation, lang: str) -> str:
 
 
 def render_reader(lang: str, doc: DocSummary | None = None, text: str = "", start: int = 0, end: int = 0,
-                  sentence: tuple[int, int] | None = None) -> str:
+                  sentence: tuple[int, int] | None = None, *, followed: bool = False) -> str:
     """The reader panel: a whole document with the span start:end highlighted (inside its sentence, when that is
-    given), or a hint when no document is open."""
+    given), or a hint when no document is open. `followed`: shown for a new answer rather than opened by a click,
+    so the page is not scrolled to it."""
     s_start, s_end = sentence or (start, end)
     return _render("reader.html", lang=lang, doc=doc, before=text[:s_start], sentence_before=text[s_start:start],
-                   span=text[start:end], sentence_after=text[end:s_end], after=text[s_end:], start=start, end=end)
+                   span=text[start:end], sentence_after=text[end:s_end], after=text[s_end:], start=start, end=end,
+                   followed=followed)
 
 
 def render_documents(lang: str, documents: Sequence[object] | None, message: str = "") -> str:

@@ -60,6 +60,9 @@ def test_chat_in_the_browser(browser, served, artifacts: Path) -> None:  # noqa:
     page = open_chat(browser, served, "en-US", requests)
     assert page.locator(".cb-example").count() >= 3  # a first-time user sees example questions
     assert "Shanghai" in page.inner_text(".cb-header h1")
+    top = page.locator("#cb-top").bounding_box()
+    left, right = top["x"], page.viewport_size["width"] - top["x"] - top["width"]
+    assert abs(left - right) <= 4, (left, right)  # the page is centred
     page.screenshot(path=str(artifacts / "chat-welcome.png"))
 
     # The answer streams as a provisional draft, then the verified answer replaces it.
@@ -84,6 +87,23 @@ def test_chat_in_the_browser(browser, served, artifacts: Path) -> None:  # noqa:
     assert text[start:end] in sentence and sentence in text
     assert cite.get_attribute("data-tip") == sentence
     page.screenshot(path=str(artifacts / "chat-answer.png"))
+
+    # Hovering a marker at the very top of the chat pane shows its whole sentence, inside the window.
+    page.evaluate("""() => { const pane = document.querySelector('#cb-conversation');
+        const cite = document.querySelector('.cb-turn:last-child .cb-cite[data-n]');
+        pane.scrollTop += cite.getBoundingClientRect().top - pane.getBoundingClientRect().top - 2; }""")
+    cite.hover()
+    tip = page.locator(".cb-tip")
+    tip.wait_for(state="visible", timeout=5_000)
+    assert tip.text_content() == sentence
+    box, view = tip.bounding_box(), page.viewport_size
+    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= view["width"] \
+        and box["y"] + box["height"] <= view["height"], box
+    marker = cite.bounding_box()
+    assert box["y"] + box["height"] <= marker["y"] or box["y"] >= marker["y"] + marker["height"]  # not over it
+    page.screenshot(path=str(artifacts / "chat-tooltip.png"))
+    page.mouse.move(0, 0)
+    tip.wait_for(state="hidden", timeout=5_000)
 
     # "Open document" shows the whole document, scrolled to the same highlighted span.
     card.locator("[data-action=open_doc]").click()
@@ -111,15 +131,27 @@ def test_chat_in_the_browser(browser, served, artifacts: Path) -> None:  # noqa:
     ask(page, "x" * 10_000)
     page.wait_for_selector(FINAL, timeout=30_000)
     assert "10000 characters" in page.inner_text(".cb-turn:last-child .cb-error")
+    assert mark.text_content() == text[start:end]  # no new answer: the reader still shows the last one's span
 
     # Switching the interface to Chinese relabels it; a Chinese question gets its answer.
     page.locator("#cb-lang label", has_text="中文").click()
     page.wait_for_function("document.querySelector('.cb-header h1').textContent.includes('上海')")
     page.locator("button[role=tab]", has_text="问答").wait_for(timeout=10_000)
+    page.wait_for_function("document.querySelector('#cb-footer').textContent.includes('本机')")
+    shown = page.inner_text("body")  # the footer too is in Chinese: Gradio's English one is gone
+    assert "Runs offline" not in shown and "Built with Gradio" not in shown and "Use via API" not in shown
     ask(page, "市国资委打造了多少个高质量产业互联网平台？")
     page.wait_for_selector(FINAL, timeout=ANSWER_TIMEOUT_MS)
     final = page.inner_text(".cb-turn:last-child")
     assert "已对照出处核实" in final or "文件中没有答案" in final, final
+    # The open reader follows the new answer: its first source's span, or nothing for a refusal.
+    first = page.locator(".cb-turn:last-child .cb-source").first
+    if first.count():
+        page.wait_for_function("(s) => document.querySelector('.cb-reader-body')?.dataset.start === s",
+                               arg=first.get_attribute("data-start"), timeout=10_000)
+        assert mark.text_content() == first.locator("mark").text_content()
+    else:
+        page.locator(".cb-reader-empty").wait_for(timeout=10_000)
     page.screenshot(path=str(artifacts / "chat-chinese.png"))
 
     # The Documents tab lists what is indexed.
@@ -138,6 +170,31 @@ def test_interface_follows_the_browser_language(browser, served) -> None:  # noq
     page.wait_for_function("document.querySelector('.cb-header h1').textContent.includes('上海')", timeout=30_000)
     assert "试试这些问题" in page.inner_text(".cb-welcome")
     assert {urlparse(u).hostname for u in requests} == {"127.0.0.1"}
+    page.close()
+
+
+def test_a_phone_shows_the_title_the_question_box_and_a_tall_conversation(
+        browser, served, artifacts: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True)
+    page.goto(served.url + "/")
+    page.wait_for_selector(".cb-conv", timeout=60_000)
+    page.wait_for_function("document.querySelector('.cb-header h1').textContent.includes('上海')", timeout=30_000)
+    for lang in ("中文", "English"):
+        page.locator("#cb-lang label", has_text=lang).click()
+        page.wait_for_function("(zh) => document.querySelector('#cb-new').textContent.includes('新') === zh",
+                               arg=lang == "中文", timeout=10_000)
+        page.evaluate("window.scrollTo(0, 0)")
+        title = page.locator(".cb-header h1")
+        line = float(title.evaluate("h => parseFloat(getComputedStyle(h).lineHeight)"))
+        assert title.bounding_box()["height"] <= 2 * line + 2, lang  # one or two lines, not a column of characters
+        boxes = {sel: page.locator(sel).bounding_box() for sel in ("#cb-question textarea", "#cb-send", "#cb-new")}
+        for sel, box in boxes.items():  # the question box and both buttons, on one line, without scrolling
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844, (lang, sel)
+            assert box["height"] >= 36 and box["width"] >= 40, (lang, sel, box)
+            assert abs(box["y"] - boxes["#cb-send"]["y"]) <= 2, (lang, sel)
+        assert page.locator("#cb-conversation").bounding_box()["height"] >= 0.6 * 844, lang
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, lang  # nothing sticks out sideways
+    page.screenshot(path=str(artifacts / "chat-phone.png"))
     page.close()
 
 

@@ -289,6 +289,9 @@ class ScriptedService:
     def documents(self) -> list[FakeDoc]:
         return FakeLibrary().documents()
 
+    def document(self, doc_id: str) -> FakeDoc:
+        return next(d for d in self.documents() if d.doc_id == doc_id)
+
     def document_text(self, doc_id: str) -> str:
         return FakeLibrary().document_text(doc_id)
 
@@ -315,8 +318,8 @@ def test_ask_streams_drafts_then_the_answer_and_sends_history(db: Database) -> N
     handlers = ChatHandlers(FakeState(service, db))  # type: ignore[arg-type]
     conversation = Conversation()
     steps = list(handlers.ask("Who launched it?", conversation, "en"))
-    frames = [html for _, _, html, _, _ in steps]
-    for *_, send, restart in steps[:-1]:
+    frames = [html for _, _, html, *_ in steps]
+    for _, _, _, send, restart, *_ in steps[:-1]:
         assert send["interactive"] is False and restart["interactive"] is False  # one question at a time
     assert steps[-1][3]["interactive"] is True and steps[-1][4]["interactive"] is True
     assert soup(frames[0]).select_one(".cb-draft")  # the question shows at once, as in progress
@@ -327,12 +330,38 @@ def test_ask_streams_drafts_then_the_answer_and_sends_history(db: Database) -> N
     assert [t.content for t in service.calls[1]["history"]] == ["Who launched it?", answer.answer]
 
 
+def test_an_open_reader_follows_each_new_answer(db: Database) -> None:
+    """A document left open beside the conversation shows the latest answer's first cited span when that answer
+    arrives (not before: drafts leave it alone), is emptied by a refusal, and a closed reader stays closed."""
+    older = ("initiative", *TAIPING, *TAIPING)
+    answer = answered("The Airport Group is building a hub [1].", [citation(1, LAUNCH)])
+    handlers = ChatHandlers(FakeState(ScriptedService(stream(DraftEvent(delta="The Airport"),
+                                                             AnswerEvent(answer=answer))), db))  # type: ignore[arg-type]
+    steps = list(handlers.ask("What is the Airport Group building?", Conversation(), "en", older))
+    assert all(step[5:] == ({"__type__": "update"},) * 2 for step in steps[:-1])
+    opened, html = steps[-1][5:]
+    assert opened == ("initiative", *LAUNCH, *LAUNCH)
+    body = soup(html).select_one(".cb-reader-body")
+    assert body.select_one("mark.cb-doc-hl").get_text() == TEXT[slice(*LAUNCH)]
+    assert body["data-followed"] == "1"  # the page is not scrolled to it, unlike a document the user opened
+
+    handlers = ChatHandlers(FakeState(ScriptedService(stream(AnswerEvent(answer=refusal()), relevant=False)), db))  # type: ignore[arg-type]
+    *_, last = handlers.ask("What did SAIC invest?", Conversation(), "en", older)
+    assert last[5] is None and soup(last[6]).select_one(".cb-reader-empty")
+
+    handlers = ChatHandlers(FakeState(ScriptedService(stream(AnswerEvent(answer=answer))), db))  # type: ignore[arg-type]
+    *_, last = handlers.ask("What is the Airport Group building?", Conversation(), "en", None)
+    assert last[5:] == ({"__type__": "update"},) * 2
+
+
 @pytest.mark.parametrize("failure", [QuestionTooLong(10000, 1000), Busy(8, 5.0), RuntimeError("boom")])
 def test_ask_failures_become_chat_messages(db: Database, failure: Exception) -> None:
     handlers = ChatHandlers(FakeState(ScriptedService(failure), db))  # type: ignore[arg-type]
-    *_, (box, conversation, html, send, _) = handlers.ask("x" * 10000, Conversation(), "en")
+    *_, (box, conversation, html, send, _, opened, reader) = handlers.ask("x" * 10000, Conversation(), "en",
+                                                                          ("initiative", *LAUNCH, *LAUNCH))
     error = soup(html).select_one(".cb-error").get_text()
     assert box == "" and conversation.turns[0].phase == "error" and send["interactive"] is True
+    assert opened == reader == {"__type__": "update"}  # the open document stays: no new answer arrived
     assert ("10000 characters" in error) if isinstance(failure, QuestionTooLong) else True
     assert "boom" not in error and "Traceback" not in error
 
@@ -340,7 +369,7 @@ def test_ask_failures_become_chat_messages(db: Database, failure: Exception) -> 
 def test_rating_and_comment_are_stored_with_the_settings(db: Database) -> None:
     answer = answered("Eleven enterprises launched it [1].", [citation(1, LAUNCH)])
     handlers = ChatHandlers(FakeState(ScriptedService(stream(AnswerEvent(answer=answer))), db))  # type: ignore[arg-type]
-    *_, (_, conversation, _, _, _) = handlers.ask("Who launched it?", Conversation(), "en")
+    *_, (_, conversation, *_) = handlers.ask("Who launched it?", Conversation(), "en")
     turn_id = conversation.turns[0].id
     _, html = handlers.rate(conversation, "en", FakeEvent({"turn": turn_id, "rating": -1}))  # type: ignore[arg-type]
     assert soup(html).select_one(".cb-comment textarea")  # an optional comment is offered after rating
@@ -372,7 +401,7 @@ class LoadingState:
 
 def test_questions_while_loading_get_a_message_and_documents_say_loading(db: Database) -> None:
     handlers = ChatHandlers(LoadingState(db))  # type: ignore[arg-type]
-    *_, (_, conversation, html, _, _) = handlers.ask("Who launched it?", Conversation(), "en")
+    *_, (_, conversation, html, *_) = handlers.ask("Who launched it?", Conversation(), "en")
     assert "still loading" in soup(html).select_one(".cb-error").get_text()
     assert "still loading" in soup(handlers.documents("en")).get_text()
     assert "正在加载" in soup(handlers.documents("zh")).get_text()

@@ -21,6 +21,47 @@ const showCitation = (cite) => {
   }
 };
 
+// The cited sentence of the marker under the pointer (or keyboard focus), in one box fixed to the window: placed
+// above the marker, or below it near the window's top, and kept inside the window, so no scrolling pane clips it.
+const tip = document.body.querySelector(':scope > .cb-tip') || document.body.appendChild(document.createElement('div'));
+tip.className = 'cb-tip';
+tip.setAttribute('aria-hidden', 'true');  // the marker's aria-label already reads the sentence
+tip.hidden = true;
+let tipFor = null;  // the marker the box belongs to
+const showTip = (cite) => {
+  tipFor = cite;
+  tip.textContent = cite.dataset.tip;
+  tip.hidden = false;
+  const gap = 8;
+  const room = document.documentElement;
+  const at = cite.getBoundingClientRect();
+  const w = tip.offsetWidth, h = tip.offsetHeight;
+  let top = at.top - gap - h;
+  if (top < gap) top = Math.min(at.bottom + gap, room.clientHeight - gap - h);
+  const left = Math.min(Math.max(gap, at.left + at.width / 2 - w / 2), room.clientWidth - gap - w);
+  tip.style.top = Math.max(gap, top) + 'px';
+  tip.style.left = Math.max(gap, left) + 'px';
+};
+const hideTip = () => { tip.hidden = true; tipFor = null; };
+// Scrolling moves the box with its marker while the marker is in the pane, and hides it once the marker is not.
+const followTip = () => {
+  if (!tipFor) return;
+  const at = tipFor.getBoundingClientRect(), view = pane.getBoundingClientRect();
+  if (tipFor.isConnected && at.bottom > view.top && at.top < view.bottom) showTip(tipFor);
+  else hideTip();
+};
+const tipOf = (node) => (node && node.closest ? node.closest('.cb-cite[data-tip]') : null);
+element.addEventListener('mouseover', (event) => { const cite = tipOf(event.target); if (cite) showTip(cite); });
+element.addEventListener('mouseout', (event) => {
+  const cite = tipOf(event.target);
+  if (cite && !cite.contains(event.relatedTarget)) hideTip();
+});
+element.addEventListener('focusin', (event) => { const cite = tipOf(event.target); if (cite) showTip(cite); });
+element.addEventListener('focusout', (event) => { if (tipOf(event.target)) hideTip(); });
+pane.addEventListener('scroll', followTip, { passive: true });
+window.addEventListener('scroll', followTip, { passive: true });
+window.addEventListener('resize', hideTip);
+
 element.addEventListener('click', (event) => {
   const cite = event.target.closest('.cb-cite[data-n]');
   if (cite) {
@@ -48,6 +89,7 @@ element.addEventListener('click', (event) => {
 // A new question scrolls the pane to it, even when the reader had scrolled up to an older answer.
 let turns = element.querySelectorAll('.cb-turn').length;
 watch('value', () => {
+  hideTip();  // its marker may be gone
   const all = element.querySelectorAll('.cb-turn');
   if (all.length > turns) reveal(all[all.length - 1], true);
   turns = all.length;

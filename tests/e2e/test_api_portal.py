@@ -225,10 +225,47 @@ def test_widget_on_another_origin_streams_a_cited_answer(portal, artifacts: Path
             sources.first.locator(".cb-context").click()
             page.wait_for_selector(".cb-doc mark", timeout=30_000)
             assert page.inner_text(".cb-doc mark").strip() == quote.strip()
+            # The context around the span starts and ends between words, and the span is scrolled into view.
+            [doc] = httpx.get(portal.served.url + "/api/v1/documents", headers=portal.auth(), timeout=30).json()[
+                "documents"]
+            text = httpx.get(f"{portal.served.url}/api/v1/documents/{doc['doc_id']}", headers=portal.auth(),
+                             timeout=30).json()["text"]
+            context = page.locator(".cb-doc").text_content().removeprefix("…").removesuffix("…")
+            at = text.index(context)
+            assert at == 0 or not (text[at - 1].isalnum() and text[at].isalnum()), text[at - 10:at + 20]
+            end = at + len(context)
+            assert end == len(text) or not (text[end - 1].isalnum() and text[end].isalnum()), text[end - 20:end + 10]
+            shown, mark = page.locator(".cb-doc").bounding_box(), page.locator(".cb-doc mark").bounding_box()
+            assert shown["y"] <= mark["y"] < shown["y"] + shown["height"] - 10, (shown, mark)
             page.screenshot(path=str(artifacts / "api-widget.png"))
             assert not [e for e in errors if "CORS" in e or "Access-Control" in e], errors
             hosts = {httpx.URL(u).netloc.decode() for u in requests if u.startswith("http")}
             assert hosts <= {httpx.URL(portal.origin).netloc.decode(), httpx.URL(portal.served.url).netloc.decode()}
+        finally:
+            browser.close()
+
+
+def test_widget_on_an_origin_the_server_refuses_names_the_setting(portal, artifacts: Path):
+    """The same portal page opened as localhost, an origin not in CHATBOT_CORS_ORIGINS: the browser hides why the
+    request failed, and the widget says the server refused this origin and which setting admits it."""
+    from playwright.sync_api import sync_playwright
+
+    refused = portal.page_url.replace("://127.0.0.1:", "://localhost:")
+    origin = refused.rsplit("/", 1)[0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(locale="en-US")
+            page.goto(refused)
+            page.click(".cb-bubble")
+            page.fill(".cb-input", QUESTION)
+            page.click(".cb-send")
+            message = page.locator(".cb-answer.cb-error")
+            message.wait_for(timeout=30_000)
+            assert message.inner_text() == (
+                f"The server ({portal.served.url}) is up but refused this page's origin ({origin}): its "
+                f"administrator must add {origin} to CHATBOT_CORS_ORIGINS.")
+            page.screenshot(path=str(artifacts / "api-widget-refused-origin.png"))
         finally:
             browser.close()
 

@@ -19,11 +19,19 @@
           writing: "Writing (checking citations next)…", sources: "Sources", chars: "characters",
           context: "Show in document", hide: "Hide", refused: "Not in the documents",
           quoted: "Quoted from the documents: the language model did not answer",
-          network: "The server could not be reached", retry: "Try again in {s} s." },
+          network: "The server could not be reached", retry: "Try again in {s} s.",
+          originRefused: "The server ({server}) is up but refused this page's origin ({origin}): its administrator "
+                         + "must add {origin} to CHATBOT_CORS_ORIGINS.",
+          unreachable: "The server ({server}) could not be reached, or it refused this page's origin ({origin}). "
+                       + "If it is up, its administrator must add {origin} to CHATBOT_CORS_ORIGINS." },
     zh: { title: "上海国资国企 AI+ 文件问答", open: "就文件提问", close: "关闭", placeholder: "用中文或英文提问…",
           send: "提问", searching: "正在检索文件…", writing: "正在生成（随后核对引用）…", sources: "来源",
           chars: "字符", context: "在文件中查看", hide: "收起", refused: "文件中没有答案",
-          quoted: "直接引用文件原文：语言模型没有响应", network: "无法连接服务器", retry: "请 {s} 秒后重试。" }
+          quoted: "直接引用文件原文：语言模型没有响应", network: "无法连接服务器", retry: "请 {s} 秒后重试。",
+          originRefused: "服务器（{server}）正常运行，但拒绝了本页面的来源（{origin}）：请管理员将 {origin} 加入 "
+                         + "CHATBOT_CORS_ORIGINS。",
+          unreachable: "无法连接服务器（{server}），或服务器拒绝了本页面的来源（{origin}）。如果服务器正常运行，"
+                       + "请管理员将 {origin} 加入 CHATBOT_CORS_ORIGINS。" }
   }[lang];
   var title = script.getAttribute("data-title") || L.title;
   var history = [];
@@ -144,28 +152,96 @@
     });
   }
 
-  // The cited span inside its surrounding text, fetched from the document endpoint.
+  // A request that got no response: the browser reports a server that refused this page's origin (CORS) exactly
+  // like one that is down, so a plain GET of /healthz that needs no CORS ("no-cors") tells the two apart.
+  function unreachable() {
+    var say = function (text) {
+      return text.replace("{server}", server).replace(/\{origin\}/g, location.origin);
+    };
+    return fetch(server + "/healthz", { mode: "no-cors", cache: "no-store" })
+      .then(function () { return say(L.originRefused); }, function () { return say(L.unreachable); });
+  }
+
+  var CONTEXT = 300;  // characters of the document shown, at most, on each side of a cited span
+  // Where shown context may begin or end: after a sentence (or a line), else at a space or a Chinese comma, else
+  // between two characters that are not both letters or digits (Chinese has no spaces between words).
+  var SENTENCE = /[.!?;]+["'”’)\]]*\s+|[。！？；…]+["”’」』）]*\s*|\n\s*/g;
+  var GAP = /[\s，、：,:]+/g;
+  var WORDY = /[A-Za-z0-9\u00C0-\u024F\u0400-\u04FF'’-]/;
+
+  function cuts(text, pattern) {  // [start, end] of each match of `pattern` that has text on both sides
+    var out = [], m;
+    pattern.lastIndex = 0;
+    while ((m = pattern.exec(text))) {
+      if (m.index > 0 && m.index + m[0].length < text.length) { out.push([m.index, m.index + m[0].length]); }
+    }
+    return out;
+  }
+
+  function splitsWord(text, i) { return WORDY.test(text.charAt(i - 1)) && WORDY.test(text.charAt(i)); }
+
+  // Where the context shown before a span begins, in `text` (the document up to the span, cut short).
+  function contextStart(text) {
+    var at = (cuts(text, SENTENCE)[0] || cuts(text, GAP)[0] || [])[1];
+    if (at !== undefined) { return at; }
+    for (var i = 1; i < text.length; i++) { if (!splitsWord(text, i)) { return i; } }
+    return text.length;
+  }
+
+  // Where the context shown after a span ends, in `text` (the document after the span, cut short).
+  function contextEnd(text) {
+    var sentences = cuts(text, SENTENCE);
+    if (sentences.length) {
+      var last = sentences[sentences.length - 1];
+      return last[0] + text.slice(last[0], last[1]).replace(/\s+$/, "").length;
+    }
+    var gaps = cuts(text, GAP);
+    if (gaps.length) { return gaps[gaps.length - 1][0]; }
+    for (var i = text.length - 1; i > 0; i--) { if (!splitsWord(text, i)) { return i; } }
+    return 0;
+  }
+
+  // Scroll the conversation (not the portal page) so that `node` is in view.
+  function reveal(node) {
+    var box = node.getBoundingClientRect(), view = log.getBoundingClientRect();
+    if (box.bottom > view.bottom) { log.scrollTop += Math.min(box.bottom - view.bottom + 8, box.top - view.top - 8); }
+    else if (box.top < view.top) { log.scrollTop -= view.top - box.top + 8; }
+  }
+
+  // The cited span inside its surrounding text, fetched from the document endpoint: whole sentences (or words)
+  // around it, scrolled so that the highlighted span is in view.
   function toggleContext(item, button, c) {
     var shown = item.querySelector(".cb-doc");
     if (shown) { shown.remove(); button.textContent = L.context; return; }
-    var start = Math.max(0, c.start - 300);
+    var start = Math.max(0, c.start - CONTEXT);
     var url = server + "/api/v1/documents/" + encodeURIComponent(c.doc_id) + "?start=" + start;
     fetch(url, { headers: key ? { Authorization: "Bearer " + key } : {} })
-      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (r) {
+        return r.json().then(function (body) { return { ok: r.ok, body: body }; }, function () {
+          return { ok: false, body: null, status: r.status };
+        });
+      }, function () { return unreachable().then(function (message) { return { ok: false, message: message }; }); })
       .then(function (res) {
         var box = el("div", "cb-doc");
-        if (!res.ok) { box.textContent = (res.body.error && res.body.error.message) || "Error"; }
-        else {
+        if (!res.ok) {
+          box.className = "cb-doc cb-error";
+          box.textContent = res.message || (res.body && res.body.error && res.body.error.message) || ("HTTP " + res.status);
+        } else {
           var text = res.body.text;
           var a = c.start - start, b = c.end - start;
-          box.appendChild(document.createTextNode((start > 0 ? "…" : "") + text.slice(0, a)));
+          var from = start > 0 ? contextStart(text.slice(0, a)) : 0;
+          var rest = text.slice(b, b + CONTEXT);
+          var to = b + CONTEXT < text.length ? b + contextEnd(rest) : text.length;
+          box.appendChild(document.createTextNode((start + from > 0 ? "…" : "") + text.slice(from, a)));
           box.appendChild(el("mark", "", text.slice(a, b)));
-          box.appendChild(document.createTextNode(text.slice(b, b + 300) + (b + 300 < text.length ? "…" : "")));
+          box.appendChild(document.createTextNode(text.slice(b, to) + (to < text.length ? "…" : "")));
         }
         item.appendChild(box);
         button.textContent = L.hide;
-      })
-      .catch(function () { item.appendChild(el("div", "cb-doc cb-error", L.network)); });
+        var mark = box.querySelector("mark");
+        if (mark) { box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3); }
+        reveal(box);
+      });
   }
 
   // Why an answer is quotes (the LLM did not answer or stopped mid-answer): the label in the widget's language,
@@ -281,8 +357,10 @@
           fail(data.message);
         }
       });
+    }, function () {
+      return unreachable().then(fail);  // no response at all
     }).catch(function () {
-      fail(L.network + " (" + server + ").");
+      fail(L.network + " (" + server + ").");  // the answer's stream broke off
     }).then(function () {
       if (!finished) { fail(L.network + "."); }
       busy = false;

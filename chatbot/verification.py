@@ -592,10 +592,18 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
             continue  # the answer speaks of something else the question asked (a period, a place)
         if NEGATION.search(text) and _has_word(text, run):
             continue
-        if anonymous and document_text is not None and any(_named_before(p, run, document_text) for p in cited):
+        if anonymous and document_text is not None and _speaks_of_asked(query, run, contexts) and any(
+                _named_before(p, run, document_text) for p in cited):
             continue
         return False
     return True
+
+
+def _speaks_of_asked(query: Query, run: str, contexts: str) -> bool:
+    """Does the cited sentence say something about what the question asks of `run` (one of the question's other
+    words)? "About 38,000 vehicles cross the bridge" says nothing of "the renovation of the bridge cost"."""
+    asked = {w for w in query.latin_words if w not in set(tokenize(run))}
+    return not asked or word_coverage(asked, contexts) > 0
 
 
 REFERENT_SENTENCES = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer

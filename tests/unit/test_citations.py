@@ -380,6 +380,14 @@ def test_a_cited_sentence_naming_nobody_speaks_of_what_the_sentence_before_it_na
     q = analyse_question("What is the total capacity of the Corven Wind Park?")
     answer = "The Corven Wind Park has a total of 352 megawatts [1]."
     assert question_names_grounded(q, answer, [turbines], PARK, {"park": PARK}.get)
+    # The sentence must say something of what is asked: vehicles crossing the bridge are not its renovation's cost.
+    bridge = "The Harlow Bridge opened in 1932. About 38,000 vehicles cross the bridge on an average weekday."
+    at = bridge.index("About")
+    cited = Passage(1, "b", at, len(bridge), bridge[at:], context_start=at, context_end=len(bridge),
+                    context_text=bridge[at:])
+    assert not question_names_grounded(analyse_question("How much did the renovation of the Harlow Bridge cost?"),
+                                       "The renovation of the Harlow Bridge cost about 38,000 vehicles [1].",
+                                       [cited], bridge, {"b": bridge}.get)
     # Without the document the sentence before cannot be read: the name must be in the cited sentence.
     assert not question_names_grounded(q, answer, [turbines], PARK)
     # A name the sentence before does not give is not what "It" refers to.

@@ -327,3 +327,17 @@ def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_on
     a = service.ask("中国太平构建了多少个数字员工岗位？")
     assert not a.refused and a.answer == "Taiping构建了11个数字劳动岗位[1]。", a
     assert "(Answer in English.)" in llm.prompts[1][-1]["content"]
+
+
+def test_a_chinese_false_premise_is_corrected_in_the_users_own_words(service_factory):
+    service, llm, _ = service_factory()
+    english = "Why did China Taiping construct 15 digital labor positions?"
+    service.translator = ScriptedLLM(english)
+    retrieve = service.retriever.retrieve
+    # The fake embedders cannot match Chinese to English: search the translation.
+    service.retriever.retrieve = lambda question, **kw: retrieve(kw.pop("translation") or question, **kw)
+    llm.replies.append("中国太平为了提高效率构建了数字员工岗位。")  # the model does not correct the premise
+    a = service.ask("中国太平为什么构建了十五个数字员工岗位？")
+    assert not a.refused and a.language == "zh"
+    assert a.answer == "文件中说的是11，而不是十五[1]。", a.answer  # "十五" as asked, not the translation's "15"
+    assert "11 Taiping digital labor positions" in a.citations[0].text

@@ -313,12 +313,19 @@ def test_a_repeated_question_is_answered_from_the_cache_as_a_stream(service_fact
     assert len(llm.prompts) == 2
 
 
-def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_one(service_factory):
-    service, llm, _ = service_factory()
-    english = "How many digital labor positions did China Taiping construct?"
+def search_the_translation(service, english: str):  # noqa: ANN001, ANN201
+    """The scripted translator gives `english`; retrieval searches it, since the fake embedders cannot match Chinese
+    to English. Returns the original retrieve function."""
     service.translator = ScriptedLLM(english)
     retrieve = service.retriever.retrieve
     service.retriever.retrieve = lambda question, **kw: retrieve(kw.pop("translation") or question, **kw)
+    return retrieve
+
+
+def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_one(service_factory):
+    service, llm, _ = service_factory()
+    english = "How many digital labor positions did China Taiping construct?"
+    retrieve = search_the_translation(service, english)
     evidence = retrieve(english).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 Taiping digital labor positions" in e.text)
     llm.replies += [f"中国太平构建了11个Taiping digital labor positions[{n}].",
@@ -332,10 +339,7 @@ def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_on
 def test_a_chinese_false_premise_is_corrected_in_the_users_own_words(service_factory):
     service, llm, _ = service_factory()
     english = "Why did China Taiping construct 15 digital labor positions?"
-    service.translator = ScriptedLLM(english)
-    retrieve = service.retriever.retrieve
-    # The fake embedders cannot match Chinese to English: search the translation.
-    service.retriever.retrieve = lambda question, **kw: retrieve(kw.pop("translation") or question, **kw)
+    search_the_translation(service, english)
     llm.replies.append("中国太平为了提高效率构建了数字员工岗位。")  # the model does not correct the premise
     a = service.ask("中国太平为什么构建了十五个数字员工岗位？")
     assert not a.refused and a.language == "zh"

@@ -206,12 +206,14 @@ class ChatService:
         scope = docs.values() if doc_ids is None else [docs[d] for d in doc_ids if d in docs]
         return any((d.language or "en") != query.language for d in scope)
 
-    def translate_question(self, question: str) -> str | None:
-        """The question in English (Chinese for an English one), or None when the model's reply is not one."""
+    def translate_question(self, question: str, language: str | None = None) -> str | None:
+        """The question in English (Chinese for an English one), or None when the model's reply is not one.
+        `language`: the question's, when the caller's Query already knows it."""
+        language = language or detect_language(question)
         llm = self.translator or self.llm
-        text = "".join(llm.stream(prompts.translate_question_messages(question), max_tokens=60)).strip()
+        text = "".join(llm.stream(prompts.translate_question_messages(question, language), max_tokens=60)).strip()
         text = text.splitlines()[0].strip() if text else ""
-        if not text or detect_language(text) == detect_language(question) or len(text) > 4 * len(question) + 40:
+        if not text or detect_language(text) == language or len(text) > 4 * len(question) + 40:
             return None
         return text
 
@@ -298,7 +300,7 @@ class ChatService:
             t_q = time.perf_counter()
             with self.gate.hold():
                 try:
-                    translation = self.translate_question(query.text)
+                    translation = self.translate_question(query.text, query.language)
                 except LLMUnavailable as exc:
                     failure = exc
             timings["translate_question"] = _ms(t_q)

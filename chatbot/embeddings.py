@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -73,15 +74,40 @@ def st_name(spec: str) -> str:
 BULK_TEXTS = 64
 
 
-def free_cores(limit: int) -> int:
-    """Cores no other process keeps busy (1-minute load average), at most limit. Measured on 2 cores: a bulk
-    MiniLM batch runs ~1.5x faster on 2 threads than on 1 when the machine is idle, and ~2-3x slower when the
-    other core is busy (the threads wait for each other)."""
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - not on Linux
+def free_cores(limit: int, window_s: float = 0.05) -> int:
+    """Cores nothing keeps busy right now, at most limit. Measured on 2 cores: a bulk MiniLM batch runs ~1.6x
+    faster on 2 threads than on 1 when the machine is idle, and ~2-3x slower when the other core is busy (the
+    threads wait for each other).
+
+    The processor's busy time is sampled over window_s (/proc/stat), between batches, so this process's own
+    embedding is not counted. The 1-minute load average, used before, counted the ingest's own previous batches
+    as "busy" and ran every later batch of an ingest on one thread (2,200 texts: 8.4 s instead of 5.8 s)."""
+    first = _busy_jiffies()
+    if first is None:
         return 1
-    return max(1, min(limit, int((os.cpu_count() or 1) - busy + 0.5)))
+    time.sleep(window_s)
+    second = _busy_jiffies()
+    if second is None:
+        return 1
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy_cores = (second[0] - first[0]) / ticks / max(window_s, 1e-3)
+    cores = second[1]
+    return max(1, min(limit, int(cores - busy_cores + 0.5)))
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(busy jiffies of all processors since boot, processor count) from /proc/stat; None where it is missing."""
+    try:
+        lines = Path("/proc/stat").read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        return None
+    total = next((line.split() for line in lines if line.startswith("cpu ")), None)
+    if total is None or len(total) < 5:
+        return None
+    fields = [int(x) for x in total[1:9] if x.isdigit()]
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+    cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    return busy, max(1, cores)
 
 
 def cpu_has_bf16() -> bool:

@@ -1,3 +1,5 @@
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -295,14 +297,43 @@ def test_questions_during_a_reindex_never_fail(tmp_path, corpus_dir, fake_embedd
 
 
 def test_bulk_embedding_uses_only_free_cores(monkeypatch):
+    """Scripted /proc/stat samples (a fake): busy jiffies over the 50 ms window decide the threads."""
     from chatbot import embeddings
 
-    monkeypatch.setattr(embeddings.os, "cpu_count", lambda: 2)
-    for load, want in ((0.1, 2), (0.6, 1), (1.7, 1), (5.0, 1)):
-        monkeypatch.setattr(embeddings.os, "getloadavg", lambda load=load: (load, load, load))
-        assert embeddings.free_cores(2) == want
-    monkeypatch.setattr(embeddings.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(embeddings.time, "sleep", lambda s: None)
+    monkeypatch.setattr(embeddings.os, "sysconf", lambda name: 100)
+    for busy_ticks, want in ((0, 2), (1, 2), (3, 1), (5, 1), (10, 1)):  # 5 ticks in 50 ms = one core busy
+        samples = iter([(1000, 2), (1000 + busy_ticks, 2)])
+        monkeypatch.setattr(embeddings, "_busy_jiffies", lambda: next(samples))
+        assert embeddings.free_cores(2) == want, busy_ticks
+    samples = iter([(0, 2), (0, 2)])
+    monkeypatch.setattr(embeddings, "_busy_jiffies", lambda: next(samples))
     assert embeddings.free_cores(1) == 1
+    monkeypatch.setattr(embeddings, "_busy_jiffies", lambda: None)
+    assert embeddings.free_cores(2) == 1
+
+
+def test_free_cores_sees_a_busy_process_but_not_its_own_finished_work():
+    """Real /proc/stat: another process spinning on a core leaves one free; this process's own work a moment
+    ago (an ingest's previous batch, which the load average counted) is not counted."""
+    import subprocess
+    import sys
+
+    from chatbot import embeddings
+
+    if embeddings._busy_jiffies() is None or (os.cpu_count() or 1) != 2:
+        pytest.skip("needs /proc/stat and 2 processors")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert embeddings.free_cores(2, window_s=0.2) == 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:  # our own busy second, like a batch just embedded
+        sum(i * i for i in range(10_000))
+    assert max(embeddings.free_cores(2, window_s=0.2) for _ in range(3)) == 2
 
 
 def test_a_new_title_in_the_manifest_reaches_the_catalog_without_embedding(tmp_path, corpus_dir, fake_embedders):

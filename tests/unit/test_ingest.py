@@ -78,7 +78,6 @@ def test_html_and_docx_documents_are_extracted(tmp_path, corpus_dir, fake_embedd
 # Batching, crash safety, the lock and the local copy -------------------------------------------------------
 
 import threading  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     candidate_k: int = 12
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
+    # An answer that verification refuses (or that the model refuses) is tried once more with the next-best
+    # evidence sentences (those not shown the first time); one more LLM call, only for refusals. Off: measured on
+    # dev it answered 1 more question right and 3 unanswerable ones wrongly (README "Speed levers, measured")
+    second_try: bool = False
     evidence_token_budget: int = 340
     # What the model reads: "sentence" (the best sentences whole) or "trimmed" (cut to their first clause and the
     # clauses that match the question: shorter prompts, measured less accurate). Citations are clauses either way.

@@ -81,11 +81,12 @@ class EvidenceSelector:
 
     def select(
         self, query: Query, queries: list[str], chunks: list[ScoredChunk], query_vectors: list[dict[str, np.ndarray]],
-        sentences: SentenceVectors, limit: int | None = None,
+        sentences: SentenceVectors, limit: int | None = None, skip: frozenset[tuple[str, int]] = frozenset(),
     ) -> tuple[list[Evidence], dict[str, float]]:
         """The prompt's evidence, in document order, and each embedder's best sentence cosine (the relevance
-        floor is tested on those)."""
+        floor is tested on those). `skip`: sentences (doc_id, start) not to pick again (a second try)."""
         candidates, best = self._sentences(queries, chunks, query_vectors, sentences)
+        candidates = [c for c in candidates if (c.doc_id, c.start) not in skip]
         s = self.settings
         if s.evidence_unit == "sentence":
             limit = limit or (s.evidence_sentences_many if query.several else s.evidence_sentences)

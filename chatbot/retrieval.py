@@ -121,10 +121,12 @@ class HybridRetriever:
     def retrieve(
         self, question: str | Query, *, top_k: int | None = None, translation: str | None = None,
         evidence_sentences: int | None = None, doc_ids: frozenset[str] | None = None,
+        skip_evidence: frozenset[tuple[str, int]] = frozenset(),
     ) -> Retrieved:
         """Fuse every ranked list (each embedder and BM25, for the question and its English translation).
         `doc_ids` limits retrieval to those documents; `evidence_sentences` overrides how many evidence spans
-        (clauses, or sentences) the prompt gets."""
+        (clauses, or sentences) the prompt gets; `skip_evidence`, sentences (doc_id, start) it must not get
+        again (the next-best evidence, for a second try)."""
         query = as_query(question)
         question = query.text
         s = self.settings
@@ -160,7 +162,7 @@ class HybridRetriever:
         t_search = time.perf_counter()
 
         evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
-                                              evidence_sentences)
+                                              evidence_sentences, skip_evidence)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)

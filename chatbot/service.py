@@ -361,6 +361,16 @@ class ChatService:
             if conflicts and (check.refused or not _states_any(check.answer, conflicts)):
                 check = self._premise_correction(language, conflicts, passages, check)
             timings["verify"] = _ms(t_v)
+            if check.refused and not conflicts and self.settings.second_try:
+                t_s = time.perf_counter()
+                try:
+                    second = self._second_try(query, passages, standalone, translation, top_k, doc_ids, known)
+                except LLMUnavailable as exc:  # the first answer's refusal stands
+                    log.warning("the second try failed: %s", exc)
+                    second = None
+                timings["second_try"] = _ms(t_s)
+                if second is not None:  # what follows (translation) works on the second try's evidence
+                    check, passages, messages = second
             if check.refused:
                 timings["total"] = _ms(t0)
                 answer = self._refusal(id, question, language, timings, shown)
@@ -440,6 +450,25 @@ class ChatService:
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         return check
+
+    def _second_try(self, query: Query, passages: list[Passage], standalone: str, translation: str | None,
+                    top_k: int | None, doc_ids: frozenset[str] | None,
+                    known: str) -> tuple[Verification, list[Passage], list[dict[str, str]]] | None:
+        """The question answered again from the next-best evidence (the sentences the first prompt did not show),
+        verified the same way, with that evidence and prompt; None when there is none or that answer is refused
+        too. For an answer whose
+        verified part missed the question (a neighbouring clause), or a model that found nothing in the first
+        sentences. The caller holds the gate."""
+        skip = frozenset((p.doc_id, p.context_start if p.context_start is not None else p.start) for p in passages)
+        more = self.retriever.retrieve(query, top_k=top_k, doc_ids=doc_ids, translation=translation,
+                                       skip_evidence=skip)
+        if not more.relevant or not more.evidence:
+            return None
+        others = [_passage(i, e) for i, e in enumerate(more.evidence, 1)]
+        messages = prompts.answer_messages([p.shown for p in others], standalone, [])
+        draft = "".join(self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens))
+        check = self._verify(draft, others, query, known)
+        return None if check.refused else (check, others, messages)
 
     def _english_answer(self, messages: list[dict[str, str]], passages: list[Passage], query: Query,
                         known: str) -> Verification | None:

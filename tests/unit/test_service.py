@@ -345,3 +345,59 @@ def test_a_chinese_false_premise_is_corrected_in_the_users_own_words(service_fac
     assert not a.refused and a.language == "zh"
     assert a.answer == "文件中说的是11，而不是十五[1]。", a.answer  # "十五" as asked, not the translation's "15"
     assert "11 Taiping digital labor positions" in a.citations[0].text
+
+
+def _sentence_keys(passages):  # noqa: ANN001, ANN202
+    return frozenset((e.doc_id, e.context_start if e.context_start is not None else e.start) for e in passages)
+
+
+def test_a_refused_answer_is_tried_again_with_the_next_best_evidence(tmp_path, corpus_dir):
+    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
+    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
+                        relevance_floor=0.2, evidence_sentences=1,  # one sentence a prompt: the next is the 2nd best
+                        second_try=True)
+    build_index(settings, embedders=embedders, progress=False)
+    llm = ScriptedLLM()
+    service = ChatService(settings, embedders=embedders, retriever=HybridRetriever(settings, embedders), llm=llm)
+    doc = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
+    question = "What is Shanghai Electric doing in AI?"
+    first = service.retriever.retrieve(question).evidence
+    second = service.retriever.retrieve(question, skip_evidence=_sentence_keys(first)).evidence
+    assert len(first) == len(second) == 1 and first[0].start != second[0].start
+    # The first draft states what its source does not say; the second quotes the second-best sentence.
+    quoted = second[0].text.split(",")[0]
+    llm.replies += ["Shanghai Electric sells 40 robots to banks [1].", f"{quoted} [1]."]
+    a = service.ask(question)
+    assert not a.refused, a
+    assert len(llm.prompts) == 2
+    assert first[0].text[:60] in llm.prompts[0][-1]["content"]
+    assert first[0].text[:60] not in llm.prompts[1][-1]["content"] and second[0].text[:60] in llm.prompts[1][-1]["content"]
+    assert a.answer == f"{quoted} [1]."
+    c = a.citations[0]
+    assert doc[c.start : c.end] == c.text and second[0].start <= c.start < c.end <= second[0].end
+    assert "second_try" in a.timings_ms
+
+
+def _second_try_service(tmp_path, corpus_dir, *replies, second_try=True):  # noqa: ANN001, ANN202
+    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
+    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
+                        relevance_floor=0.2, second_try=second_try)
+    build_index(settings, embedders=embedders, progress=False)
+    llm = ScriptedLLM(*replies)
+    return ChatService(settings, embedders=embedders, retriever=HybridRetriever(settings, embedders), llm=llm), llm
+
+
+def test_a_second_refusal_keeps_the_first_answers_unsupported_sentence(tmp_path, corpus_dir):
+    service, llm = _second_try_service(tmp_path, corpus_dir, "China Taiping spent 7 billion yuan on the model [1].",
+                                       "China Taiping spent 9 billion yuan on the model [1].")
+    a = service.ask("How much did China Taiping spend on its insurance large model?")
+    assert a.refused and a.citations == [] and len(llm.prompts) == 2
+    assert a.unsupported == ["China Taiping spent 7 billion yuan on the model."]
+
+
+def test_the_second_try_is_off_by_default(tmp_path, corpus_dir):
+    assert Settings().second_try is False
+    service, llm = _second_try_service(tmp_path, corpus_dir, "China Taiping spent 7 billion yuan on the model [1].",
+                                       second_try=False)
+    assert service.ask("How much did China Taiping spend on its insurance large model?").refused
+    assert len(llm.prompts) == 1

@@ -326,8 +326,8 @@ class ChatService:
         # A Chinese question's numbers are compared with English passages through its English translation, where
         # the words around each number can be matched.
         premise_query = analyse_question(translation) if translation and query.language != "en" else query
-        conflicts = [_asked_as_written(c, premise_query, query)
-                     for c in premise_conflicts(premise_query, passages, self.similarity)]
+        conflicts = [c for c in (_asked_as_written(c, premise_query, query)
+                                 for c in premise_conflicts(premise_query, passages, self.similarity)) if c]
         messages = prompts.answer_messages([p.shown for p in passages], standalone,
                                            [(c.asked, c.stated) for c in conflicts])
         if language == "zh" and self.settings.chinese_answers == "translate":
@@ -547,9 +547,11 @@ def _whole_sentence(n: int, p: Passage) -> Passage:
     return Passage(n, p.doc_id, p.start, p.end, p.text, p.score, p.start, p.end, p.text)
 
 
-def _asked_as_written(conflict: PremiseConflict, searched: Query, asked: Query) -> PremiseConflict:
+def _asked_as_written(conflict: PremiseConflict, searched: Query, asked: Query) -> PremiseConflict | None:
     """A premise found in the question's translation, named the way the user wrote it (their "150万", not the
-    translation's "150 million"): the number at the same place among the question's numbers, or of equal value."""
+    translation's "150 million"): the number at the same place among the question's numbers, or of equal value.
+    None when the user wrote no such number: the translation added it ("Which of the two …" for 哪个), so it is
+    no premise of theirs."""
     if searched is asked:
         return conflict
     found = [q for q in searched.quantities if searched.text[q.start : q.end] == conflict.asked]
@@ -558,7 +560,7 @@ def _asked_as_written(conflict: PremiseConflict, searched: Query, asked: Query) 
     same = [q for q in asked.quantities if same_value(q.value, found[0].value)]
     if not same and len(asked.quantities) == len(searched.quantities):
         same = [asked.quantities[searched.quantities.index(found[0])]]
-    return replace(conflict, asked=asked.text[same[0].start : same[0].end]) if same else conflict
+    return replace(conflict, asked=asked.text[same[0].start : same[0].end]) if same else None
 
 
 def _states_any(answer: str, conflicts: list[PremiseConflict]) -> bool:

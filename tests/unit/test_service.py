@@ -401,3 +401,20 @@ def test_the_second_try_is_off_by_default(tmp_path, corpus_dir):
                                        second_try=False)
     assert service.ask("How much did China Taiping spend on its insurance large model?").refused
     assert len(llm.prompts) == 1
+
+
+def test_a_number_only_the_translation_has_is_no_premise_of_the_users():
+    """哪个 became "Which of the two": the user asked about no number, so nothing is corrected (it once read
+    "文件中说的是一，而不是two"). A number the user wrote is kept, in their words."""
+    from chatbot.premise import PremiseConflict
+    from chatbot.query import analyse_question
+    from chatbot.service import _asked_as_written
+
+    asked = analyse_question("金山中学和南湖图书馆，哪个建成得更早？")
+    searched = analyse_question("Which of the two, Jinshan Middle School or Nanhu Library, was built earlier?")
+    assert searched.quantities and not asked.quantities
+    assert _asked_as_written(PremiseConflict(asked="two", stated="one", passage=1), searched, asked) is None
+    asked = analyse_question("中国太平为什么构建了十五个数字员工岗位？")
+    searched = analyse_question("Why did China Taiping construct fifteen digital labor positions?")
+    kept = _asked_as_written(PremiseConflict(asked="fifteen", stated="11", passage=1), searched, asked)
+    assert kept is not None and kept.asked == "十五" and kept.stated == "11"

@@ -245,6 +245,8 @@ def word_coverage(words: set[str], passage: str) -> float:
     def matches(w: str) -> bool:
         if w in found or (len(w) >= PREFIX and w[:PREFIX] in prefixes):
             return True
+        if len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "aeioulsz" and w[:-1] in found:
+            return True  # the stemmer leaves a doubled consonant: "running" -> "runn" is "run"
         # An over-stemmed word ("bre" from "breed") matches the forms it begins.
         return 3 <= len(w) < PREFIX and any(t.startswith(w) for t in found)
 

@@ -453,3 +453,20 @@ def test_a_year_in_the_question_is_stated_only_where_the_documents_say_it_about_
     assert premise_conflicts(analyse_question("What was the board's profit in 2022?"), ps) == []
     assert premise_conflicts(analyse_question("What does the reform programme of 2023 promote?"), ps) == []
 
+
+
+def test_a_doubled_consonant_the_stemmer_leaves_still_matches_its_word():
+    """"running" stems to "runn": it must still meet "run", or a correct answer is refused (the cited sentence
+    "… is run by about 40 members" did not speak of "keep … running")."""
+    from chatbot.keyword import tokenize
+    from chatbot.verification import question_names_grounded, word_coverage
+
+    assert word_coverage(set(tokenize("running stopped planned")), "they run, stop and plan") == 1.0
+    assert word_coverage(set(tokenize("falling")), "they fell") == 0.0  # no undoubling of l, s, z
+    text = "The Ashby Canal Trust restores old narrowboats. The boats are run by about 40 members."
+    at = text.index("The boats")
+    cited = Passage(1, "canal", at, len(text), text[at:], context_start=at, context_end=len(text),
+                    context_text=text[at:])
+    q = analyse_question("How many people keep the Ashby Canal boats running?")
+    assert question_names_grounded(q, "About 40 members keep the Ashby Canal boats running [1].", [cited], text,
+                                   {"canal": text}.get)

@@ -49,3 +49,35 @@ def test_a_missing_part_package_names_the_fix(tmp_path, monkeypatch):
 def test_a_missing_gguf_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelMissing, match="No GGUF model file"):
         resolve_model_path(str(tmp_path / "nope.gguf"), tmp_path)
+
+
+def test_a_derived_model_is_quantized_once_and_a_failure_leaves_no_file(tmp_path, monkeypatch):
+    """llama.cpp's quantizer is replaced by a fake that writes a marked copy (the real re-quantization of the
+    packaged model is tests/integration/test_derived_model.py)."""
+    import llama_cpp
+
+    from chatbot import llm
+
+    chunks = [b"GGUF" + b"a" * 100, b"b" * 50]
+    fake_parts(tmp_path, monkeypatch, chunks)
+    monkeypatch.setitem(llm.PACKAGED, "packaged:fake", model(chunks))
+    derived = llm.DerivedModel("packaged:fake-q4_0", "fake-q4_0.gguf", "packaged:fake", "LLAMA_FTYPE_MOSTLY_Q4_0")
+    monkeypatch.setitem(llm.DERIVED, derived.key, derived)
+    calls = []
+
+    def fake_quantize(src, dst, params):  # noqa: ANN001, ANN202
+        calls.append(params._obj.ftype)
+        with open(src, "rb") as f, open(dst, "wb") as out:
+            out.write(f.read() + b"q4_0")
+        return 0
+
+    monkeypatch.setattr(llama_cpp, "llama_model_quantize", fake_quantize)
+    path = resolve_model_path("packaged:fake-q4_0", tmp_path / "cache")
+    assert path.name == "fake-q4_0.gguf" and path.read_bytes() == b"".join(chunks) + b"q4_0"
+    assert calls == [llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0]
+    assert resolve_model_path("packaged:fake-q4_0", tmp_path / "cache") == path and len(calls) == 1  # once
+
+    monkeypatch.setattr(llama_cpp, "llama_model_quantize", lambda src, dst, params: 1)
+    with pytest.raises(ModelMissing, match="could not re-quantize"):
+        resolve_model_path("packaged:fake-q4_0", tmp_path / "other-cache")
+    assert not (tmp_path / "other-cache" / "models" / "fake-q4_0.gguf").exists()

@@ -37,7 +37,8 @@ from chatbot.translation_safety import (
     protect_for_translation, restore_translation, translation_keeps_facts, untranslated_words,
 )
 from chatbot.verification import (
-    Passage, Verification, question_names_grounded, question_names_in_cited_documents, verify_citations,
+    Passage, Verification, chinese_question_names_grounded, question_names_grounded,
+    question_names_in_cited_documents, verify_citations,
 )
 
 log = logging.getLogger(__name__)
@@ -446,6 +447,7 @@ class ChatService:
         if not check.refused and not (answers_question_type(query, check.answer) and addresses_focus(
                 query, check.answer, [p.shown for p in check.passages], self.similarity)
                 and question_names_grounded(query, check.answer, check.passages, known, self._text_or_none)
+                and chinese_question_names_grounded(query, check.passages, known, self._text_or_none)
                 and question_names_in_cited_documents(query, check.answer, check.passages, self._text_or_none)):
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]

@@ -601,6 +601,36 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
     return True
 
 
+_NAME_PAIR = re.compile(r"\b([A-Z][a-z]+) ([A-Z][a-z]+)\b")
+
+
+def chinese_question_names_grounded(query: Query, cited: list[Passage], known: str,
+                                    document_text: Callable[[str], str | None] | None = None) -> bool:
+    """The Chinese question's counterpart of question_names_grounded: a name it writes in characters whose pinyin
+    is a two-word name of the retrieved English text (国泰君安 -> Guotai Junan, 贺青 -> He Qing) is what the
+    question asks about, so the cited sentences must name it too, or begin with a pronoun after a sentence that
+    does (read through `document_text`). "国泰君安在人工智能方面投入了1000亿元" citing the sentence about the Municipal SASAC's funds
+    answers with another subject's fact."""
+    if query.language != "zh":
+        return True
+    pinyin = {t for t in bridge_tokens(query.text) if not t.startswith("#")}
+    asked = {f"{a} {b}" for a, b in _NAME_PAIR.findall(known) if (a + b).lower() in pinyin}
+    if not asked:
+        return True
+    contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
+    for name in asked:
+        if _has_word(contexts, name):
+            continue
+        if document_text is not None and any(_PRONOUN_START.match(p.context_text or p.text)
+                                             and _named_before(p, name, document_text) for p in cited):
+            continue  # "It launched …" after the sentence that names it
+        return False
+    return True
+
+
+_PRONOUN_START = re.compile(r"\s*(It|Its|They|Their|This|These|He|She|His|Her)\b")
+
+
 def _speaks_of_asked(query: Query, run: str, contexts: str) -> bool:
     """Does the cited sentence say something about what the question asks of `run` (one of the question's other
     words)? "About 38,000 vehicles cross the bridge" says nothing of "the renovation of the bridge cost"."""

@@ -470,3 +470,28 @@ def test_a_doubled_consonant_the_stemmer_leaves_still_matches_its_word():
     q = analyse_question("How many people keep the Ashby Canal boats running?")
     assert question_names_grounded(q, "About 40 members keep the Ashby Canal boats running [1].", [cited], text,
                                    {"canal": text}.get)
+
+
+def test_a_chinese_question_about_a_named_subject_needs_it_in_what_the_answer_cites():
+    """国泰君安 is "Guotai Junan" in the English documents (its pinyin): an answer citing a sentence about another
+    subject, or naming nobody after a sentence about someone else, answers with that subject's fact."""
+    from chatbot.verification import chinese_question_names_grounded
+
+    text = ("Guotai Junan Securities is promoting the All in AI strategy. It launched the Lingxi assistant. "
+            "The Municipal SASAC set up three mother funds with a total scale of 100 billion yuan.")
+
+    def passage(sentence: str) -> Passage:
+        at = text.index(sentence)
+        return Passage(1, "d", at, at + len(sentence), sentence, context_start=at, context_end=at + len(sentence),
+                       context_text=sentence)
+
+    funds = passage("The Municipal SASAC set up three mother funds with a total scale of 100 billion yuan.")
+    strategy = passage("Guotai Junan Securities is promoting the All in AI strategy.")
+    lingxi = passage("It launched the Lingxi assistant.")
+    q = analyse_question("国泰君安在人工智能方面投入了多少资金？")
+    assert not chinese_question_names_grounded(q, [funds], text, {"d": text}.get)
+    assert chinese_question_names_grounded(q, [strategy], text, {"d": text}.get)
+    assert chinese_question_names_grounded(q, [lingxi], text, {"d": text}.get)  # "It" follows the name
+    # A question that names no subject of the documents, and English questions, are not concerned.
+    assert chinese_question_names_grounded(analyse_question("哪家企业设立了母基金？"), [funds], text)
+    assert chinese_question_names_grounded(analyse_question("How much did Guotai Junan invest?"), [funds], text)

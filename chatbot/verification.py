@@ -25,7 +25,7 @@ import numpy as np
 
 from chatbot.chunking import split_sentences
 from chatbot.corpus import detect_language
-from chatbot.keyword import bridge_tokens, tokenize
+from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
 from chatbot.names import name_runs, names_in
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
@@ -601,20 +601,17 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
     return True
 
 
-_NAME_PAIR = re.compile(r"\b([A-Z][a-z]+) ([A-Z][a-z]+)\b")
-
-
 def chinese_question_names_grounded(query: Query, cited: list[Passage], known: str,
                                     document_text: Callable[[str], str | None] | None = None) -> bool:
     """The Chinese question's counterpart of question_names_grounded: a name it writes in characters whose pinyin
     is a two-word name of the retrieved English text (国泰君安 -> Guotai Junan, 贺青 -> He Qing) is what the
     question asks about, so the cited sentences must name it too, or begin with a pronoun after a sentence that
-    does (read through `document_text`). "国泰君安在人工智能方面投入了1000亿元" citing the sentence about the Municipal SASAC's funds
-    answers with another subject's fact."""
+    does (read through `document_text`). "国泰君安在人工智能方面投入了1000亿元" citing the sentence about the
+    Municipal SASAC's funds answers with another subject's fact."""
     if query.language != "zh":
         return True
     pinyin = {t for t in bridge_tokens(query.text) if not t.startswith("#")}
-    asked = {f"{a} {b}" for a, b in _NAME_PAIR.findall(known) if (a + b).lower() in pinyin}
+    asked = {f"{a} {b}" for a, b in name_pairs(known) if (a + b).lower() in pinyin}
     if not asked:
         return True
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)

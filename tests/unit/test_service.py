@@ -22,9 +22,12 @@ def service_factory(tmp_path: Path, corpus_dir: Path):
     retriever = HybridRetriever(settings, embedders)
     doc_text = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
 
-    def make(*replies: str) -> tuple[ChatService, ScriptedLLM, str]:
+    def make(*replies: str, **overrides) -> tuple[ChatService, ScriptedLLM, str]:  # noqa: ANN003
+        """overrides: settings of the answer path (the index is the same; the retriever reads them too)."""
         llm = ScriptedLLM(*replies)
-        return ChatService(settings, embedders=embedders, retriever=retriever, llm=llm), llm, doc_text
+        s = settings.model_copy(update=overrides) if overrides else settings
+        r = HybridRetriever(s, embedders) if overrides else retriever
+        return ChatService(s, embedders=embedders, retriever=r, llm=llm), llm, doc_text
 
     return make
 
@@ -351,15 +354,9 @@ def _sentence_keys(passages):  # noqa: ANN001, ANN202
     return frozenset((e.doc_id, e.context_start if e.context_start is not None else e.start) for e in passages)
 
 
-def test_a_refused_answer_is_tried_again_with_the_next_best_evidence(tmp_path, corpus_dir):
-    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
-    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
-                        relevance_floor=0.2, evidence_sentences=1,  # one sentence a prompt: the next is the 2nd best
-                        second_try=True)
-    build_index(settings, embedders=embedders, progress=False)
-    llm = ScriptedLLM()
-    service = ChatService(settings, embedders=embedders, retriever=HybridRetriever(settings, embedders), llm=llm)
-    doc = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
+def test_a_refused_answer_is_tried_again_with_the_next_best_evidence(service_factory):
+    # One sentence a prompt: the next one is the second best.
+    service, llm, doc = service_factory(evidence_sentences=1, second_try=True)
     question = "What is Shanghai Electric doing in AI?"
     first = service.retriever.retrieve(question).evidence
     second = service.retriever.retrieve(question, skip_evidence=_sentence_keys(first)).evidence
@@ -378,27 +375,17 @@ def test_a_refused_answer_is_tried_again_with_the_next_best_evidence(tmp_path, c
     assert "second_try" in a.timings_ms
 
 
-def _second_try_service(tmp_path, corpus_dir, *replies, second_try=True):  # noqa: ANN001, ANN202
-    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
-    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
-                        relevance_floor=0.2, second_try=second_try)
-    build_index(settings, embedders=embedders, progress=False)
-    llm = ScriptedLLM(*replies)
-    return ChatService(settings, embedders=embedders, retriever=HybridRetriever(settings, embedders), llm=llm), llm
-
-
-def test_a_second_refusal_keeps_the_first_answers_unsupported_sentence(tmp_path, corpus_dir):
-    service, llm = _second_try_service(tmp_path, corpus_dir, "China Taiping spent 7 billion yuan on the model [1].",
-                                       "China Taiping spent 9 billion yuan on the model [1].")
+def test_a_second_refusal_keeps_the_first_answers_unsupported_sentence(service_factory):
+    service, llm, _ = service_factory("China Taiping spent 7 billion yuan on the model [1].",
+                                      "China Taiping spent 9 billion yuan on the model [1].", second_try=True)
     a = service.ask("How much did China Taiping spend on its insurance large model?")
     assert a.refused and a.citations == [] and len(llm.prompts) == 2
     assert a.unsupported == ["China Taiping spent 7 billion yuan on the model."]
 
 
-def test_the_second_try_is_off_by_default(tmp_path, corpus_dir):
+def test_the_second_try_is_off_by_default(service_factory):
     assert Settings().second_try is False
-    service, llm = _second_try_service(tmp_path, corpus_dir, "China Taiping spent 7 billion yuan on the model [1].",
-                                       second_try=False)
+    service, llm, _ = service_factory("China Taiping spent 7 billion yuan on the model [1].")
     assert service.ask("How much did China Taiping spend on its insurance large model?").refused
     assert len(llm.prompts) == 1
 

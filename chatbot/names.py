@@ -59,3 +59,62 @@ def name_run_spans(text: str) -> list[tuple[int, int]]:
         if parts and not (len(parts) == 1 and parts[0] in COMMON_CAPS):
             spans.append((start, m.end()))
     return spans
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]+")
+
+
+def pinyin_glosses(question: str, sources: list[str], common_words: frozenset[str],
+                   max_chars: int = 6) -> list[tuple[str, str]]:
+    """(characters, English name) for each name a Chinese question writes in characters that the sources write
+    in pinyin: 贺青 -> "He Qing", 国泰君安 -> "Guotai Junan", 太平 -> "Taiping". English names are pairs of
+    capitalised words and whole runs of capitalised words that are no English words (not in common_words), so
+    "Guotai" alone (half of a name) or "Group" never match. The longest match wins. General: it reads only
+    the question and the passages."""
+    from chatbot.keyword import name_pairs
+
+    runs = _CJK.findall(question)
+    if not runs:
+        return []
+    text = " ".join(sources)
+    names: dict[str, str] = {}
+    for a, b in name_pairs(text):
+        names.setdefault((a + b).lower(), f"{a} {b}")
+    for run in name_runs(text):  # runs of words that are no English words: "Guotai Junan", "Taiping", "Zhiji"
+        group: list[str] = []
+        for word in [*run.split(), ""]:
+            if word.isalpha() and word.lower() not in common_words:
+                group.append(word)
+                continue
+            if len(group) > 1 or (group and len(group[0]) >= 4):
+                names.setdefault("".join(group).lower(), " ".join(group))
+            group = []
+    if not names:
+        return []
+    from pypinyin import lazy_pinyin
+
+    out: list[tuple[str, str]] = []
+    for run in runs:
+        syllables = lazy_pinyin(run)
+        i = 0
+        while i < len(run) - 1:
+            for n in range(min(max_chars, len(run) - i), 1, -1):
+                name = names.get("".join(syllables[i : i + n]).lower())
+                if name is not None:
+                    if (run[i : i + n], name) not in out:
+                        out.append((run[i : i + n], name))
+                    i += n
+                    break
+            else:
+                i += 1
+    return out
+
+
+def glossed(question: str, glosses: list[tuple[str, str]]) -> str:
+    """The question with each gloss's English name after its first occurrence: 贺青（He Qing）担任什么职务？"""
+    for chinese, english in glosses:
+        at = question.find(chinese)
+        if at >= 0 and f"{chinese}（" not in question:
+            at += len(chinese)
+            question = f"{question[:at]}（{english}）{question[at:]}"
+    return question

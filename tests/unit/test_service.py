@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -8,6 +9,7 @@ from chatbot.errors import (
     DocumentNotFound, EmptyQuestion, HistoryTooLong, IndexMissing, LLMUnavailable, QuestionTooLong,
 )
 from chatbot.ingest import build_index
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
 from tests.fakes import FakeEmbedder, ScriptedLLM
@@ -405,3 +407,14 @@ def test_a_number_only_the_translation_has_is_no_premise_of_the_users():
     searched = analyse_question("Why did China Taiping construct fifteen digital labor positions?")
     kept = _asked_as_written(PremiseConflict(asked="fifteen", stated="11", passage=1), searched, asked)
     assert kept is not None and kept.asked == "十五" and kept.stated == "11"
+
+
+def test_the_model_reads_a_chinese_question_glossed_and_an_english_one_as_asked(service_factory):
+    service, _, _ = service_factory()
+    passages = [SimpleNamespace(shown="Chief Engineer Lin Mei leads the leak-detection programme")]
+    zh = "林梅负责哪个项目？"
+    assert service._as_asked(zh, analyse_question(zh), passages) == "林梅（Lin Mei）负责哪个项目？"
+    en = "Who is Lin Mei?"
+    assert service._as_asked(en, analyse_question(en), passages) == en
+    off, _, _ = service_factory(name_glosses=False)
+    assert off._as_asked(zh, analyse_question(zh), passages) == zh

@@ -118,3 +118,14 @@ def glossed(question: str, glosses: list[tuple[str, str]]) -> str:
             at += len(chinese)
             question = f"{question[:at]}（{english}）{question[at:]}"
     return question
+
+
+_ECHO = re.compile(r"([A-Z][A-Za-z]*(?: [A-Z][A-Za-z]*)*)\s*[（(]\1[）)]")
+
+
+def unglossed(answer: str, glosses: list[tuple[str, str]]) -> str:
+    """An answer without the glosses the model copied from the question (中国太平（Taiping） -> 中国太平) or echoed
+    after the English name (Cheng Peng（Cheng Peng） -> Cheng Peng)."""
+    for chinese, english in glosses:
+        answer = answer.replace(f"{chinese}（{english}）", chinese).replace(f"{chinese}({english})", chinese)
+    return _ECHO.sub(r"\1", answer)

@@ -92,8 +92,6 @@ class Settings(BaseSettings):
     max_answer_tokens: int = 100
     # Chinese questions: "direct" (the model answers in Chinese) or "translate" (answer in English, then translate)
     chinese_answers: Literal["direct", "translate"] = "direct"
-    # A Chinese question's names that the sources write in pinyin are glossed for the model: 贺青（He Qing）
-    name_glosses: bool = True
     answer_cache_size: int = 2000  # verified answers kept for repeated questions (0: no cache)
     query_translation: bool = True  # also search a Chinese question in English when English documents are indexed
     prefix_state: bool = True  # save the fixed prompt prefix's evaluated state in cache_dir/kv, load it at start

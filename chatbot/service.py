@@ -24,7 +24,6 @@ from chatbot.ingest import text_path
 from chatbot.llm import LLM, load_llm
 from chatbot.markers import MARKER as MARKER_RE
 from chatbot.markers import strip_markers
-from chatbot.names import glossed, pinyin_glosses, unglossed
 from chatbot.numbers import chinese_number, extract_quantities, same_value
 from chatbot.premise import PremiseConflict, premise_conflicts
 from chatbot.query import Query, analyse_question
@@ -330,8 +329,7 @@ class ChatService:
         premise_query = analyse_question(translation) if translation and query.language != "en" else query
         conflicts = [c for c in (_asked_as_written(c, premise_query, query)
                                  for c in premise_conflicts(premise_query, passages, self.similarity)) if c]
-        glosses = self._glosses(standalone, query, passages)
-        messages = prompts.answer_messages([p.shown for p in passages], glossed(standalone, glosses),
+        messages = prompts.answer_messages([p.shown for p in passages], standalone,
                                            [(c.asked, c.stated) for c in conflicts])
         if language == "zh" and self.settings.chinese_answers == "translate":
             messages[-1]["content"] += "\n(Answer in English.)"
@@ -358,7 +356,7 @@ class ChatService:
 
             t_v = time.perf_counter()
             known = " ".join(sc.chunk.text for sc in retrieved.chunks)
-            check = self._verify(unglossed("".join(pieces), glosses), passages, query, known)
+            check = self._verify("".join(pieces), passages, query, known)
             # A question whose number the documents state differently about the same thing gets that number:
             # an answer that does not state it has not corrected the premise.
             if conflicts and (check.refused or not _states_any(check.answer, conflicts)):
@@ -455,15 +453,6 @@ class ChatService:
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
         return check
 
-    def _glosses(self, question: str, query: Query, passages: list[Passage]) -> list[tuple[str, str]]:
-        """A Chinese question's names that the sources write in pinyin, given to the model beside them
-        (贺青（He Qing）担任什么职务？) and taken out of its answer again: otherwise the model may not see that
-        the English passage speaks of the person it is asked about (measured on dev: 19 -> 20 of 39 Chinese
-        questions right)."""
-        if query.language != "zh" or not self.settings.name_glosses:
-            return []
-        return pinyin_glosses(question, [p.shown for p in passages], self.common_words)
-
     def _second_try(self, query: Query, passages: list[Passage], standalone: str, translation: str | None,
                     top_k: int | None, doc_ids: frozenset[str] | None,
                     known: str) -> tuple[Verification, list[Passage], list[dict[str, str]]] | None:
@@ -477,9 +466,8 @@ class ChatService:
         if not more.relevant or not more.evidence:
             return None
         others = [_passage(i, e) for i, e in enumerate(more.evidence, 1)]
-        glosses = self._glosses(standalone, query, others)
-        messages = prompts.answer_messages([p.shown for p in others], glossed(standalone, glosses), [])
-        draft = unglossed("".join(self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens)), glosses)
+        messages = prompts.answer_messages([p.shown for p in others], standalone, [])
+        draft = "".join(self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens))
         check = self._verify(draft, others, query, known)
         return None if check.refused else (check, others, messages)
 

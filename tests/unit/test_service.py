@@ -1,5 +1,4 @@
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -9,8 +8,6 @@ from chatbot.errors import (
     DocumentNotFound, EmptyQuestion, HistoryTooLong, IndexMissing, LLMUnavailable, QuestionTooLong,
 )
 from chatbot.ingest import build_index
-from chatbot.names import glossed, unglossed
-from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
 from tests.fakes import FakeEmbedder, ScriptedLLM
@@ -408,17 +405,3 @@ def test_a_number_only_the_translation_has_is_no_premise_of_the_users():
     searched = analyse_question("Why did China Taiping construct fifteen digital labor positions?")
     kept = _asked_as_written(PremiseConflict(asked="fifteen", stated="11", passage=1), searched, asked)
     assert kept is not None and kept.asked == "十五" and kept.stated == "11"
-
-
-def test_the_model_reads_a_chinese_question_glossed_and_its_answer_comes_back_without(service_factory):
-    service, _, _ = service_factory()
-    passages = [SimpleNamespace(shown="Chief Engineer Lin Mei leads the leak-detection programme")]
-    zh = "林梅负责哪个项目？"
-    glosses = service._glosses(zh, analyse_question(zh), passages)
-    assert glossed(zh, glosses) == "林梅（Lin Mei）负责哪个项目？"
-    assert unglossed("林梅（Lin Mei）负责漏损检测项目，Lin Mei（Lin Mei）是总工程师[1]。", glosses) == \
-        "林梅负责漏损检测项目，Lin Mei是总工程师[1]。"
-    en = "Who is Lin Mei?"
-    assert service._glosses(en, analyse_question(en), passages) == []
-    off, _, _ = service_factory(name_glosses=False)
-    assert off._glosses(zh, analyse_question(zh), passages) == []

@@ -2,6 +2,7 @@
 clauses. Fixtures are written for these tests (a water board, a rowing club), not taken from the corpus."""
 
 import numpy as np
+import pytest
 
 from chatbot.clauses import sentence_head, split_clauses
 from chatbot.markers import attach, parse_answer
@@ -497,21 +498,37 @@ def test_a_chinese_question_about_a_named_subject_needs_it_in_what_the_answer_ci
     assert chinese_question_names_grounded(analyse_question("How much did Guotai Junan invest?"), [funds], text)
 
 
-def test_a_chinese_claim_is_supported_by_one_clause_of_a_long_english_sentence():
-    """Across languages the other clauses of a long sentence dilute the cosine with the whole; the clause that
-    says it is enough (the real multilingual embedder: 0.20 with the sentence, 0.59 with the clause)."""
+
+CEREMONY = ("On March 12th, at the opening ceremony of the 2021 Harbor City Water Week in the Eastbank treatment "
+            "plant, Lin Mei, Chief Engineer of the Harbor City Water Board and head of its leak-detection programme, "
+            "and Zhou Kai, Director of the Riverside District Environmental Protection Office, along with "
+            "representatives from five districts and twelve water utilities, jointly launched the Harbor City "
+            "Water-Saving and Leak-Reduction Action Plan.")
+
+
+def real_similarity():
     from chatbot.embeddings import Embedders, USEEmbedder
     from chatbot.service import EmbeddingSimilarity
 
-    similarity = EmbeddingSimilarity(Embedders(FakeEmbedder("minilm"), USEEmbedder(threads=1)))
-    sentence = ("On July 6th, at the closing ceremony of the 2024 World Artificial Intelligence Conference, He Qing, "
-                "Secretary of the Party Committee and Director of the Municipal State-owned Assets Supervision and "
-                "Administration Commission, and Cheng Peng, Secretary of the Party Committee for Economic and "
-                "Information Technology Work, along with representatives from 11 municipal state-owned enterprises, "
-                "jointly launched the initiative.")
-    passage = Passage(1, "d", 0, len(sentence), sentence)
-    question = analyse_question("程鹏担任什么职务？")
-    right = verify_citations("程鹏是经济和信息化工作党委书记[1]。", [passage], question, similarity)
-    assert not right.refused and "党委书记" in right.answer
-    invented = verify_citations("程鹏是上海电气的董事长[1]。", [passage], question, similarity)
+    return EmbeddingSimilarity(Embedders(FakeEmbedder("minilm"), USEEmbedder(threads=1)))
+
+
+def test_a_chinese_claim_is_supported_by_one_clause_of_a_long_english_sentence():
+    """Across languages the other clauses of a long sentence dilute the cosine with the whole; the clause that
+    says it is enough (the real multilingual embedder: 0.29 with the sentence, 0.53 with the clause)."""
+    similarity = real_similarity()
+    passage = Passage(1, "d", 0, len(CEREMONY), CEREMONY)
+    question = analyse_question("周凯担任什么职务？")
+    right = verify_citations("周凯是河滨区环保办公室的主任[1]。", [passage], question, similarity)
+    assert not right.refused and "主任" in right.answer
+    invented = verify_citations("周凯是河滨区区长[1]。", [passage], question, similarity)
     assert invented.refused
+
+
+@pytest.mark.xfail(strict=True, reason="known weakness: a clause that names two people supports a Chinese claim "
+                                       "giving one of them the other's role (cosine 0.52 with that clause)")
+def test_a_clause_naming_two_people_does_not_lend_one_the_others_role():
+    passage = Passage(1, "d", 0, len(CEREMONY), CEREMONY)
+    swapped = verify_citations("周凯是东岸水厂的总工程师[1]。", [passage], analyse_question("周凯担任什么职务？"),
+                               real_similarity())
+    assert swapped.refused

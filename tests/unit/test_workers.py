@@ -87,3 +87,51 @@ def test_workers_in_separate_processes_write_one_database_and_lose_nothing(tmp_p
     assert sorted(k.name for k in KeyStore(db).list()) == [f"worker-{w}" for w in range(workers)]
     with sqlite3.connect(db_path) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+WRITER = r"""
+import sys
+from pathlib import Path
+from chatbot.api.keys import KeyStore
+from chatbot.db import Database
+from chatbot.schemas import Answer
+
+db = Database(Path(sys.argv[1]))
+keys = KeyStore(db)
+answer = Answer(question="q", answer="a [1].", refused=False, language="en")
+with open(sys.argv[2], "w") as acks:
+    for i in range(100000):
+        db.add_feedback(answer, 1, f"note {i}", source="api")
+        if i % 10 == 0:
+            keys.create(f"key-{i}")
+        acks.write(f"{i}\n")
+        acks.flush()
+"""
+
+
+def test_feedback_and_keys_written_before_a_server_is_killed_survive_it(tmp_path):
+    """A process writing feedback and keys is killed with SIGKILL mid-stream: every write it had finished is
+    there, the database is intact, and the next process writes to it."""
+    import signal
+    import time
+
+    db_path, acks = tmp_path / "chatbot.sqlite3", tmp_path / "acks.txt"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db_path), str(acks)], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not acks.exists() or len(acks.read_text().splitlines()) < 200):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    finished = [int(x) for x in acks.read_text().splitlines() if x.strip()]
+    assert len(finished) >= 200 and proc.returncode == -signal.SIGKILL
+    with sqlite3.connect(db_path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db = Database(db_path)
+    stored = {f.comment for f in db.feedback()}
+    assert {f"note {i}" for i in finished} <= stored
+    assert len(stored) <= len(finished) + 1  # at most the write that was under way
+    names = {k.name for k in KeyStore(db).list()}
+    assert {f"key-{i}" for i in finished if i % 10 == 0} <= names
+    db.add_feedback(Answer(question="after", answer="b [1].", refused=False, language="en"), -1, "after the kill",
+                    source="api")
+    assert "after the kill" in {f.comment for f in Database(db_path).feedback()}

@@ -296,7 +296,7 @@ class USEEmbedder:
         with threadpool_limits(limits=1, user_api="blas"), \
                 ThreadPoolExecutor(max_workers=cores, thread_name_prefix="embed-use") as pool:
             for i, part in enumerate(pool.map(backend._encode, parts)):
-                vecs[i::cores] = np.asarray(part, dtype=np.float32).reshape(len(parts[i]), self.dim)
+                vecs[i::cores] = part
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
     def embed_query(self, text: str) -> np.ndarray:

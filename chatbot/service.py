@@ -467,17 +467,21 @@ class ChatService:
             return None
         others = [_passage(i, e) for i, e in enumerate(more.evidence, 1)]
         messages = prompts.answer_messages([p.shown for p in others], standalone, [])
-        draft = "".join(self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens))
-        check = self._verify(draft, others, query, known)
+        check = self._answer_verified(messages, others, query, known)
         return None if check.refused else (check, others, messages)
 
     def _english_answer(self, messages: list[dict[str, str]], passages: list[Passage], query: Query,
                         known: str) -> Verification | None:
         """The same prompt answered in English, verified; None when that answer is not verified either."""
         english = [*messages[:-1], {"role": "user", "content": messages[-1]["content"] + "\n(Answer in English.)"}]
-        draft = "".join(self.llm.stream(english, max_tokens=self.settings.max_answer_tokens))
-        check = self._verify(draft, passages, query, known)
+        check = self._answer_verified(english, passages, query, known)
         return None if check.refused or detect_language(check.answer) != "en" else check
+
+    def _answer_verified(self, messages: list[dict[str, str]], passages: list[Passage], query: Query,
+                         known: str) -> Verification:
+        """A whole answer to `messages` (not streamed to the user), verified against `passages`."""
+        draft = "".join(self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens))
+        return self._verify(draft, passages, query, known)
 
     def _text_or_none(self, doc_id: str) -> str | None:
         try:

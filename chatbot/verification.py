@@ -360,7 +360,7 @@ def verify_citations(
                 best: dict[int, float] = {}
                 for n, value in zip(owners, row):
                     best[n] = max(best.get(n, -1.0), float(value))
-                clause_sims.extend([best])
+                clause_sims.append(best)
         return max(clause_sims[i].get(n, -1.0) for n in ns)
 
     def supports(i: int, claim: ClaimSentence, ns: list[int]) -> tuple[bool, str, float]:

@@ -19,6 +19,7 @@ from chatbot.embeddings import Embedders, common_english_words, load_embedders
 from chatbot.errors import (
     ChatbotError, DocumentNotFound, EmptyQuestion, HistoryTooLong, LLMUnavailable, QuestionTooLong,
 )
+from chatbot.followup import usable_rewrite
 from chatbot.gate import GenerationGate
 from chatbot.ingest import text_path
 from chatbot.llm import LLM, load_llm
@@ -192,10 +193,9 @@ class ChatService:
         text = "".join(self.rewriter.stream(prompts.rewrite_messages(recent, question), max_tokens=80))
         text = text.strip().splitlines()[0].strip() if text.strip() else ""
         text = text.removeprefix("Standalone question:").strip().strip('"“”')
-        # A rewrite in another language, or one that is really an answer, is worse than the user's words.
-        if not text or len(text) > 3 * len(question) + 200 or detect_language(text) != detect_language(question):
-            return question
-        return text
+        if usable_rewrite(text, question):
+            return text
+        return question  # an answer, a statement or another language is worse than the user's words
 
     def _bridges_languages(self, query: Query, doc_ids: frozenset[str] | None) -> bool:
         """A question over documents written (also) in the other language is searched in both languages: the

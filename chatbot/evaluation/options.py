@@ -12,6 +12,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conversations", nargs="?", const="eval/conversations.jsonl", default=None, metavar="FILE",
                    help="also run the multi-turn conversations (default file: eval/conversations.jsonl) and "
                         "report follow-up accuracy")
+    p.add_argument("--only-conversations", action="store_true",
+                   help="run the conversations (--conversations) and no single questions")
     p.add_argument("--limit", type=int, help="only the first N questions (and N conversations)")
     p.add_argument("--kinds", nargs="+", help="only these kinds (fact number list person multihop ...)")
     p.add_argument("--subset", help="a file of question ids to run (e.g. eval/gate_subset.txt)")

@@ -213,6 +213,8 @@ def rescore(path: Path, settings: Settings, args: argparse.Namespace, ref: Refer
 
 
 def _select(args: argparse.Namespace, items: list[GoldItem]) -> list[GoldItem]:
+    if getattr(args, "only_conversations", False):
+        return []
     chosen = select_split(items, args.split)
     if args.subset:
         subset = read_subset(Path(args.subset), items)

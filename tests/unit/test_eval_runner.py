@@ -79,8 +79,25 @@ def test_conversations_pass_the_chatbots_own_earlier_answers_as_history():
 
 
 def test_every_conversation_in_the_suite_loads():
-    convs = load_gold(REPO / "eval" / "conversations.jsonl", REPO / "corpus", conversations=True)
-    assert all(c.history and c.question for c in convs)
+    for path, corpus, split in ((REPO / "eval" / "conversations.jsonl", REPO / "corpus", "test"),
+                                (REPO / "eval" / "conversations-dev.jsonl", REPO / "corpus", "dev"),
+                                (REPO / "eval" / "corpora" / "other" / "conversations.jsonl",
+                                 REPO / "eval" / "corpora" / "other" / "corpus", "dev")):
+        convs = load_gold(path, corpus, conversations=True)
+        assert convs and all(c.history and c.question and c.split == split for c in convs)
+
+
+def test_only_conversations_selects_no_single_question():
+    import argparse
+
+    from chatbot.evaluation.options import add_eval_arguments
+    from chatbot.evaluation.runner import _select
+
+    parser = argparse.ArgumentParser()
+    add_eval_arguments(parser)
+    items = load_gold(REPO / "eval" / "gold.jsonl", REPO / "corpus")
+    assert len(_select(parser.parse_args(["--split", "dev"]), items)) == 109
+    assert _select(parser.parse_args(["--split", "dev", "--only-conversations"]), items) == []
 
 
 def test_a_saved_baseline_answer_is_scored_again_from_the_passages_it_was_shown():

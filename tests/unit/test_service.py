@@ -169,6 +169,16 @@ def test_rewrite_in_another_language_falls_back_to_the_users_words(service_facto
     assert not events[0].rewritten and events[0].question == "他们有多少员工？"
 
 
+def test_a_rewrite_that_turned_the_question_into_a_statement_is_not_searched(service_factory):
+    service, llm, _ = service_factory()
+    service.rewriter = ScriptedLLM("Municipal state-owned enterprises launched the initiative.")
+    history = [{"role": "user", "content": "Who launched the AI+ Action Initiative?"},
+               {"role": "assistant", "content": "Municipal state-owned enterprises launched it [1]."}]
+    events = list(service.ask_stream("And how many of them?", history=history))
+    assert not events[0].rewritten and events[0].question == "And how many of them?"
+    assert all("launched the initiative." not in m["content"] for p in llm.prompts for m in p)
+
+
 def test_the_gate_serves_one_generation_at_a_time_in_arrival_order():
     import threading
     import time

@@ -72,6 +72,28 @@ def _counted(after: str) -> list[str]:
     return out[:3]
 
 
+SAME_NOUN_SIMILARITY = 0.8  # multilingual cosine of two single nouns that name the same thing
+_WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
+
+
+def _same_noun(question_after: str, passage_after: str, similarity: Similarity | None) -> bool:
+    """Do the words right after two numbers count the same thing in other words ("100 enterprises", "49
+    companies")? The first word after each (skipping "million" and the like), compared in the multilingual
+    embedder: synonyms score 0.88-0.93 there (enterprises/companies, staff/employees, firms/companies), different
+    things at most 0.68 (beds/rooms, employees/companies 0.52, enterprises/people 0.27)."""
+    if similarity is None:
+        return False
+    words = []
+    for after in (question_after, passage_after):
+        found = [w for w in _WORD.findall(after[:40]) if w.lower() not in _NUMBERISH]
+        if not found:
+            return False
+        words.append(found[0].lower())
+    if words[0] == words[1]:
+        return True
+    return float(similarity([words[0]], [words[1]])[0, 0]) >= SAME_NOUN_SIMILARITY
+
+
 def _numeric(token: str) -> bool:
     return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
 
@@ -122,7 +144,8 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
                         continue
                     window = text[max(0, p.start - 120) : p.end + 80]
                     counted = _counted(text[p.end :])
-                    if after and not set(after) & set(counted):
+                    if after and not set(after) & set(counted) and not _same_noun(query.text[q.end :],
+                                                                                  text[p.end :], similarity):
                         continue  # what the question counts ("50 billion yuan") must be what the passage counts
                     strength = word_coverage(near, window)
                     if strength < (MIN_OVERLAP_COUNTED if after else MIN_OVERLAP):

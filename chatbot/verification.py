@@ -158,7 +158,10 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
     low = joined.lower()
     asked = query.text.lower()
     for term in _QUOTED_TERM.findall(claim):  # a quoted name ("All in AI") is a fact like a number
-        if term.strip().lower() not in low and term.strip().lower() not in asked:
+        # A sentence's full stop or comma written inside the closing quote (“multiplier effect.”, the American
+        # habit) is not part of the quoted term.
+        term = term.strip().rstrip(".,;:!?。，；：！？").strip()
+        if term and term.lower() not in low and term.lower() not in asked:
             return f"quoted {term!r} is not in the cited passage"
     for name in names_in(claim):
         # A name the question itself uses is the user's wording, not a new claim.

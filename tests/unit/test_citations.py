@@ -88,6 +88,13 @@ def test_number_and_name_mismatches_are_detected():
     assert "name" in check_facts("Ping An Insurance built 1.05 million instructions.", [P1.text], "q")
 
 
+def test_a_quoted_term_must_be_in_the_passage_whatever_punctuation_the_quote_closes_over():
+    passage = "The mayor asked the districts to play the “leader effect” and the “multiplier effect”."
+    assert check_facts("The mayor named the “multiplier effect.”", [passage], "q") == ""
+    assert check_facts("The mayor named the “leader effect,” and more.", [passage], "q") == ""
+    assert "quoted" in check_facts("The mayor named the “network effect.”", [passage], "q")
+
+
 def test_a_number_that_counts_something_else_in_the_passage_does_not_support_the_claim():
     why = check_facts("China Taiping employs 49 people.", [P4.text], "How many people does China Taiping employ?")
     assert "describes something else" in why
@@ -199,6 +206,29 @@ def test_a_premise_is_corrected_only_when_both_numbers_count_the_same_thing():
     assert premise_conflicts(analyse_question("Which two goals did the director name?"), ps) == []
     # A number the passage states about the same thing is no premise at all.
     assert premise_conflicts(analyse_question("Why were eight internet platforms created?"), ps) == []
+
+
+class FakeWordSimilarity:
+    """A fake of the multilingual cosine for single words: synonyms given here score 0.93, the rest 0.27."""
+
+    SYNONYMS = {frozenset({"firms", "companies"})}
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, claims, passages):
+        self.calls.append((claims, passages))
+        return np.array([[0.93 if frozenset({c, p}) in self.SYNONYMS else 0.27 for p in passages] for c in claims])
+
+
+def test_a_premise_counting_the_same_thing_in_other_words_is_corrected():
+    ps = _passages("The leak-detection programme was joined by 12 companies in the first year.")
+    sim = FakeWordSimilarity()
+    conflicts = premise_conflicts(analyse_question("Why did 30 firms join the leak-detection programme?"), ps, sim)
+    assert [(c.asked, c.stated) for c in conflicts] == [("30", "12")]
+    assert (["firms"], ["companies"]) in sim.calls
+    # What the passage counts is something else: no premise to correct.
+    assert premise_conflicts(analyse_question("Why did 30 people join the leak-detection programme?"), ps, sim) == []
 
 
 def test_a_number_stated_about_something_else_is_still_a_false_premise():

@@ -251,7 +251,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             conversations = [c for c in conversations if c.kind in set(args.kinds)]
         conversations = conversations[: args.limit] if args.limit else conversations
     if not items and not conversations:
-        print("No questions selected.", file=sys.stderr)
+        hint = " (--only-conversations runs the conversations of --conversations FILE)" \
+            if getattr(args, "only_conversations", False) and not args.conversations else ""
+        print(f"No questions selected{hint}.", file=sys.stderr)
         return 2
     if args.gate:
         load_thresholds(Path(args.gate))  # a bad thresholds file fails before the models load

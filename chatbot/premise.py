@@ -72,26 +72,17 @@ def _counted(after: str) -> list[str]:
     return out[:3]
 
 
-SAME_NOUN_SIMILARITY = 0.8  # multilingual cosine of two single nouns that name the same thing
+# Two counted nouns name the same thing when their multilingual cosine reaches this: synonyms score 0.88-0.93
+# there (enterprises/companies, staff/employees, firms/companies), different things at most 0.68 (beds/rooms,
+# employees/companies 0.52, enterprises/people 0.27).
+SAME_NOUN_SIMILARITY = 0.8
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
 
 
-def _same_noun(question_after: str, passage_after: str, similarity: Similarity | None) -> bool:
-    """Do the words right after two numbers count the same thing in other words ("100 enterprises", "49
-    companies")? The first word after each (skipping "million" and the like), compared in the multilingual
-    embedder: synonyms score 0.88-0.93 there (enterprises/companies, staff/employees, firms/companies), different
-    things at most 0.68 (beds/rooms, employees/companies 0.52, enterprises/people 0.27)."""
-    if similarity is None:
-        return False
-    words = []
-    for after in (question_after, passage_after):
-        found = [w for w in _WORD.findall(after[:40]) if w.lower() not in _NUMBERISH]
-        if not found:
-            return False
-        words.append(found[0].lower())
-    if words[0] == words[1]:
-        return True
-    return float(similarity([words[0]], [words[1]])[0, 0]) >= SAME_NOUN_SIMILARITY
+def _counted_noun(after: str) -> str | None:
+    """The word right after a number, as written (skipping "million" and the like): what it counts."""
+    found = [w for w in _WORD.findall(after[:40]) if w.lower() not in _NUMBERISH]
+    return found[0].lower() if found else None
 
 
 def _numeric(token: str) -> bool:
@@ -121,11 +112,22 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
     question in the multilingual space)."""
     out: list[PremiseConflict] = []
     cross_sims: dict[int, float] | None = None
+    nouns: dict[tuple[str, str], bool] = {}
+
+    def same_noun(asked: str | None, stated: str | None) -> bool:
+        """Do two numbers count the same thing in other words ("100 enterprises", "49 companies")?"""
+        if asked is None or stated is None or similarity is None:
+            return False
+        if asked != stated and (asked, stated) not in nouns:
+            nouns[(asked, stated)] = float(similarity([asked], [stated])[0, 0]) >= SAME_NOUN_SIMILARITY
+        return asked == stated or nouns[(asked, stated)]
+
     for q in query.quantities:
         if _LABEL_BEFORE.search(query.text[: q.start]):
             continue  # "Line 3", "Terminal 2": a name, not a quantity
         kind = _kind(query.text, q)
         near, after = _around(query.text, q)
+        asked_noun = _counted_noun(query.text[q.end :])
         if any(same_value(q.value, p.value) and _stated_about(query.text, q, kind, near, text, p)
                for ps in passages for text in (ps.shown, _context(ps)) for p in extract_quantities(text)):
             continue  # the documents state this number about this thing: no false premise
@@ -144,8 +146,8 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
                         continue
                     window = text[max(0, p.start - 120) : p.end + 80]
                     counted = _counted(text[p.end :])
-                    if after and not set(after) & set(counted) and not _same_noun(query.text[q.end :],
-                                                                                  text[p.end :], similarity):
+                    if after and not set(after) & set(counted) and not same_noun(asked_noun,
+                                                                                 _counted_noun(text[p.end :])):
                         continue  # what the question counts ("50 billion yuan") must be what the passage counts
                     strength = word_coverage(near, window)
                     if strength < (MIN_OVERLAP_COUNTED if after else MIN_OVERLAP):

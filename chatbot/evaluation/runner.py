@@ -213,7 +213,7 @@ def rescore(path: Path, settings: Settings, args: argparse.Namespace, ref: Refer
 
 
 def _select(args: argparse.Namespace, items: list[GoldItem]) -> list[GoldItem]:
-    if getattr(args, "only_conversations", False):
+    if args.only_conversations:
         return []
     chosen = select_split(items, args.split)
     if args.subset:
@@ -252,7 +252,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         conversations = conversations[: args.limit] if args.limit else conversations
     if not items and not conversations:
         hint = " (--only-conversations runs the conversations of --conversations FILE)" \
-            if getattr(args, "only_conversations", False) and not args.conversations else ""
+            if args.only_conversations and not args.conversations else ""
         print(f"No questions selected{hint}.", file=sys.stderr)
         return 2
     if args.gate:

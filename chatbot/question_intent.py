@@ -29,11 +29,15 @@ _QUANTITY = re.compile(
 _DATE = re.compile(r"\b(when|what (date|year|month|day)|in which (year|month))\b|什么时候|何时|哪一?年|哪一?天|几月|"
                    r"几号|日期|哪个月", re.I)
 _PERSON = re.compile(r"^\s*(who|whom|whose)\b|\bwho (is|was|are|were|leads?|led|heads?|said|spoke|stated)\b|谁", re.I)
-# "Which <kind of named thing>": general English nouns for organisations, people and places, whose answer is a name.
+# "Which <kind of named thing>" (general English nouns for organisations, people, places and facilities), "the
+# names of …", "what is … called": questions whose answer is a name.
 _NAMED_KIND = re.compile(
     r"\bwhich (\w+ ){0,2}(compan(y|ies)|firms?|enterprises?|organi[sz]ations?|institutions?|suppliers?|vendors?|"
     r"manufacturers?|banks?|universit(y|ies)|agenc(y|ies)|ministr(y|ies)|persons?|people|officials?|leaders?|"
-    r"countr(y|ies)|cit(y|ies)|partners?|brands?|subsidiar(y|ies)|investors?|founders?)\b", re.I)
+    r"countr(y|ies)|cit(y|ies)|partners?|brands?|subsidiar(y|ies)|investors?|founders?|"
+    r"factor(y|ies)|plants?|hospitals?|schools?|airports?|ports?|stations?|museums?|librar(y|ies)|hotels?|"
+    r"stadiums?|parks?)\b|"
+    r"\bnames? of\b|\bname (the|its|their|his|her)\b|\bwhat (is|was|are|were) ([\w'’-]+ ){1,5}called\b", re.I)
 _AUX_START = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|"
                         r"may|might|must)\b", re.I)
 _ZH_YESNO = re.compile(r"吗\s*[？?]?\s*$|是否|是不是|有没有|能否|可否|对吗|对不对")
@@ -157,11 +161,13 @@ def asks_for_several(question: str) -> bool:
 def answers_question_type(question: str | Query, answer: str) -> bool:
     """A quantity or date question needs a number in the answer, a "who" question a name the question did not
     already give, a choice question one of its options; a fluent sentence without one is not an answer (it
-    usually restates a related fact)."""
+    usually restates a related fact). Any answer but a yes or no must add a word to the question's own."""
     from chatbot.query import as_query
 
     query = as_query(question)
     text = strip_markers(answer)
+    if query.expects not in ("yesno", "choice") and not set(tokenize(text)) - set(tokenize(query.text)):
+        return False  # only the question's own words ("翠屏山天文台的台长是[1]。"): nothing was answered
     if query.expects in ("quantity", "date"):
         return bool(extract_quantities(text))
     if query.expects in ("person", "name") and query.language == "en" and not re.search(r"[\u3400-\u9fff]", text):

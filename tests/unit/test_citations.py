@@ -562,3 +562,25 @@ def test_a_clause_naming_two_people_does_not_lend_one_the_others_role():
     swapped = verify_citations("周凯是东岸水厂的总工程师[1]。", [passage], analyse_question("周凯担任什么职务？"),
                                real_similarity())
     assert swapped.refused
+
+
+def test_questions_for_names_need_a_name_the_question_did_not_give():
+    # "the names of …", "what is … called" and "which <facility>" ask for a name, as "which company" does
+    for q in ("What are the names of the two reservoirs?", "What is the harbour's new ferry called?",
+              "Which hospitals joined the trial?", "Name the three partner schools."):
+        assert expected_answer_type(q) == "name", q
+    q = "What are the names of the two reservoirs?"
+    assert not answers_question_type(q, "The two reservoirs hold 12 million cubic metres [1].")
+    assert answers_question_type(q, "They are the Eastbank and Millford reservoirs [1].")
+    q = "Which factories have been recognised as lighthouse factories?"
+    assert not answers_question_type(q, "The factories recognised are the lighthouse factories and the smart "
+                                        "factories [1].")
+    assert answers_question_type(q, "The Lingang plant has been recognised as a lighthouse factory [1].")
+
+
+def test_an_answer_that_only_restates_the_question_answers_nothing():
+    assert not answers_question_type("翠屏山天文台的台长是谁？", "翠屏山天文台的台长是[1]。")
+    assert not answers_question_type("What does the plant supply?", "The plant supplies [1].")
+    assert answers_question_type("翠屏山天文台的台长是谁？", "翠屏山天文台的台长是王明[1]。")
+    # a yes or no may use nothing but the question's words
+    assert answers_question_type("长风汽车公司的电动车占比超过一半吗？", "长风汽车公司的电动车占比超过一半[1]。")

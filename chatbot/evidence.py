@@ -23,6 +23,7 @@ from chatbot.schemas import Chunk, Evidence, ScoredChunk
 LEXICAL_WEIGHT = 0.15  # a question whose every word is in the text gains this much over its cosine
 SECONDARY_WEIGHT = 0.5  # the English embedder's cosine counts half of the multilingual one's
 SENTENCE_WEIGHT = 0.3  # a clause inherits this share of its sentence's cosine (the sentence is its context)
+QUOTED_BONUS = 1.0  # more than any cosine: a sentence that contains a term the question quotes
 CACHE_LIMIT = 50_000  # clause vectors kept in memory
 
 
@@ -87,6 +88,9 @@ class EvidenceSelector:
         floor is tested on those). `skip`: sentences (doc_id, start) not to pick again (a second try)."""
         candidates, best = self._sentences(queries, chunks, query_vectors, sentences)
         candidates = [c for c in candidates if (c.doc_id, c.start) not in skip]
+        for c in candidates:  # a term the question quotes is asked about word for word: its sentences come first
+            if any(term.lower() in c.text.lower() for term in query.quoted):
+                c.score += QUOTED_BONUS
         s = self.settings
         if s.evidence_unit == "sentence":
             limit = limit or (s.evidence_sentences_many if query.several else s.evidence_sentences)

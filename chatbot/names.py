@@ -59,3 +59,21 @@ def name_run_spans(text: str) -> list[tuple[int, int]]:
         if parts and not (len(parts) == 1 and parts[0] in COMMON_CAPS):
             spans.append((start, m.end()))
     return spans
+
+
+_QUOTED = re.compile(r"“([^”]{1,60})”|\"([^\"]{1,60})\"|「([^」]{1,60})」|『([^』]{1,60})』")
+
+
+def quoted_terms(text: str) -> tuple[str, ...]:
+    """Terms written in quotation marks ("the “All in AI” strategy"), without a full stop or comma written
+    inside the closing quote."""
+    out = []
+    for m in _QUOTED.finditer(text):
+        term = next(g for g in m.groups() if g is not None).strip().rstrip(".,;:!?。，；：！？").strip()
+        if term:
+            out.append(term)
+    return tuple(dict.fromkeys(out))
+
+
+def quote_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _QUOTED.finditer(text)]

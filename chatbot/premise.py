@@ -1,19 +1,31 @@
 """False premises: a number the question assumes that the documents state differently about the same thing
 ("Why did 20 enterprises launch it?" where the documents say 11 enterprises). A number the documents do not
-state about anything the question asks ("profit in 2023", "which two goals") is not a premise to correct."""
+state about anything the question asks ("profit in 2023", "which two goals") is not a premise to correct.
+And a quoted term the question gives to one name where the documents give it to another ("Shanghai
+Electric's “All in AI” strategy" where the documents say Guotai Junan promotes it)."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
+from chatbot.names import name_runs, quote_spans
 from chatbot.numbers import Quantity, extract_quantities, same_value
 from chatbot.query import Query
-from chatbot.verification import Passage, Similarity, number_context_supported, word_coverage
+from chatbot.verification import (
+    Passage,
+    Similarity,
+    acronym_matches,
+    has_word,
+    named_before,
+    number_context_supported,
+    person_like,
+    word_coverage,
+)
 
 MIN_OVERLAP = 0.5  # share of the words around the question's number found around the documents' number
 MIN_OVERLAP_COUNTED = 0.25  # the same, when both numbers count the same noun ("25 stations", "17 stations")
@@ -25,9 +37,10 @@ _NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen"
 
 @dataclass(frozen=True)
 class PremiseConflict:
-    asked: str  # the question's number as written ("20")
-    stated: str  # the documents' number about the same thing, as written ("11")
+    asked: str  # the question's number as written ("20"), or name ("Cheng Peng")
+    stated: str  # the documents' number about the same thing, as written ("11"), or name ("He Qing")
     passage: int  # the passage (n) that states it
+    term: str = ""  # a name conflict: the quoted term the passage ties to `stated`
 
 
 def premise_gaps(question: str, passages: Sequence[str]) -> list[str]:
@@ -169,3 +182,54 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
         if best is not None:
             out.append(PremiseConflict(asked=query.text[q.start : q.end], stated=best[1], passage=best[2]))
     return out
+
+
+def attribution_conflicts(query: Query, passages: Sequence[Passage],
+                          document_text: Callable[[str], str | None] | None = None) -> list[PremiseConflict]:
+    """A term the question quotes, tied in the question to a name (a person, or an organisation of two or more
+    words) that no sentence stating the term mentions, where that sentence names another of the same kind:
+    "Why did Cheng Peng talk about the “multiplier effect”?" where the documents' sentence has He Qing say it.
+    A sentence that begins with a pronoun refers to the name of a sentence just before it (`document_text`)."""
+    if not query.quoted:
+        return []
+    inside = quote_spans(query.text)
+    asked = [m for m in _names_outside_quotes(query.text, inside) if len(m.split()) >= 2]
+    asked.sort(key=lambda n: not person_like(n))  # people first: a role is less often written two ways
+    for term in query.quoted:
+        stating = [p for p in passages if term.lower() in _context(p).lower()]
+        if not stating:
+            continue
+        for name in asked:
+            if any(_mentions(p, name, document_text) for p in stating):
+                continue  # the documents tie this name to the term
+            for p in stating:
+                text = _context(p)
+                others = [o for o in _names_outside_quotes(text, quote_spans(text))
+                          if len(o.split()) >= 2 and person_like(o) == person_like(name)
+                          and not has_word(query.text, o)]
+                if others:
+                    return [PremiseConflict(asked=name, stated=others[0], passage=p.n, term=term)]
+    return []
+
+
+def _names_outside_quotes(text: str, quotes: list[tuple[int, int]]) -> list[str]:
+    out = []
+    for m in re.finditer(r"[^“”\"「」『』]+", text):
+        if any(a <= m.start() < b for a, b in quotes):
+            continue
+        out.extend(name_runs(m.group(0)))
+    return list(dict.fromkeys(out))
+
+
+def _mentions(p: Passage, name: str, document_text: Callable[[str], str | None] | None) -> bool:
+    """Does the passage's sentence name `name` (or one of an organisation's words, or its acronym), or refer
+    back to it with a pronoun?"""
+    text = _context(p)
+    if has_word(text, name) or any(acronym_matches(w, text) for w in name.split()):
+        return True
+    if not person_like(name) and any(has_word(text, w) for w in name.split() if len(w) > 3):
+        return True  # "Municipal SASAC" and "the Municipal State-owned Assets … Commission"
+    return document_text is not None and bool(_PRONOUN_START.match(text)) and named_before(p, name, document_text)
+
+
+_PRONOUN_START = re.compile(r"\s*(It|Its|They|Their|This|These|He|She|His|Her)\b")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
+from chatbot.names import quoted_terms
 from chatbot.numbers import Quantity, extract_quantities
 from chatbot.question_intent import AnswerType, asks_for_several, choice_options, expected_answer_type
 
@@ -19,6 +20,7 @@ class Query:
     expects: AnswerType
     several: bool  # a list, a comparison or a two-part question: needs more evidence
     options: tuple[str, ...] = field(default=())  # the named options of a choice question ("X or Y?")
+    quoted: tuple[str, ...] = field(default=())  # terms the question writes in quotation marks ("All in AI")
 
     @property
     def latin_words(self) -> frozenset[str]:
@@ -35,6 +37,7 @@ def analyse_question(text: str) -> Query:
         expects=expected_answer_type(text),
         several=asks_for_several(text),
         options=choice_options(text),
+        quoted=quoted_terms(text),
     )
 
 

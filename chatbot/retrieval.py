@@ -22,6 +22,7 @@ from chatbot.sentence_index import SentenceIndex
 from chatbot.snapshot import Snapshot, load_snapshot
 
 RRF_K = 60
+QUOTED_BONUS = 1.0  # more than any fused rank score: a chunk that contains a term the question quotes
 log = logging.getLogger(__name__)
 
 
@@ -155,6 +156,10 @@ class HybridRetriever:
             for rank, (cid, _score) in enumerate(self.keyword.top(q, s.candidate_k, doc_ids)):
                 if cid in self._chunks_by_id:
                     fused[cid] = fused.get(cid, 0.0) + s.keyword_weight / (RRF_K + rank)
+        for cid in fused:  # a term the question quotes is asked about word for word: chunks that contain it first
+            chunk = self._chunks_by_id.get(cid)
+            if chunk is not None and any(term.lower() in chunk.text.lower() for term in query.quoted):
+                fused[cid] += QUOTED_BONUS
         ranked = [(cid, sc) for cid, sc in sorted(fused.items(), key=lambda kv: -kv[1])
                   if cid in self._chunks_by_id][:top_k]
         chunks = [ScoredChunk(chunk=self._chunks_by_id[cid], score=sc, dense=best_cos.get(cid, 0.0))

@@ -26,7 +26,7 @@ from chatbot.llm import LLM, load_llm
 from chatbot.markers import MARKER as MARKER_RE
 from chatbot.markers import strip_markers
 from chatbot.numbers import chinese_number, extract_quantities, same_value
-from chatbot.premise import PremiseConflict, premise_conflicts
+from chatbot.premise import PremiseConflict, attribution_conflicts, premise_conflicts
 from chatbot.query import Query, analyse_question
 from chatbot.question_intent import addresses_focus, answers_question_type
 from chatbot.retrieval import DocInfo, HybridRetriever, require_index
@@ -38,7 +38,7 @@ from chatbot.translation_safety import (
     protect_for_translation, restore_translation, translation_keeps_facts, untranslated_words,
 )
 from chatbot.verification import (
-    Passage, Verification, chinese_question_names_grounded, question_names_grounded,
+    Passage, Verification, chinese_question_names_grounded, has_word, question_names_grounded,
     question_names_in_cited_documents, verify_citations,
 )
 
@@ -329,6 +329,7 @@ class ChatService:
         premise_query = analyse_question(translation) if translation and query.language != "en" else query
         conflicts = [c for c in (_asked_as_written(c, premise_query, query)
                                  for c in premise_conflicts(premise_query, passages, self.similarity)) if c]
+        conflicts += attribution_conflicts(query, passages, self._text_or_none)
         messages = prompts.answer_messages([p.shown for p in passages], standalone,
                                            [(c.asked, c.stated) for c in conflicts])
         if language == "zh" and self.settings.chinese_answers == "translate":
@@ -507,11 +508,17 @@ class ChatService:
             stated = chinese_number(found[0]) if found else stated
         start, end = p.start, p.end
         documents = [q.value for q in extract_quantities(conflict.stated)]
-        for c_start, c_end in p.clauses:  # the clause that states the documents' number
+        for c_start, c_end in p.clauses:  # the clause that states the documents' number (or name)
             clause = p.text[c_start - p.start : c_end - p.start]
-            if any(same_value(q.value, v) for q in extract_quantities(clause) for v in documents):
+            if any(same_value(q.value, v) for q in extract_quantities(clause) for v in documents) or (
+                    not documents and has_word(clause, conflict.stated)):
                 start, end = c_start, c_end
                 break
+        if conflict.term:  # a name: the quote runs on to the clause with the term the question gave another
+            for c_start, c_end in p.clauses:
+                if c_end > start and conflict.term.lower() in p.text[c_start - p.start : c_end - p.start].lower():
+                    end = max(end, c_end)
+                    break
         quote = p.text[start - p.start : end - p.start]
         text = prompts.premise_correction(language, conflict.asked, stated, quote)
         cited = Passage(1, p.doc_id, start, end, quote, p.score, p.context_start, p.context_end, p.context_text)
@@ -569,9 +576,12 @@ def _asked_as_written(conflict: PremiseConflict, searched: Query, asked: Query) 
 
 
 def _states_any(answer: str, conflicts: list[PremiseConflict]) -> bool:
-    """Does the answer state a number the documents give for what the question got wrong?"""
+    """Does the answer state a number (or name) the documents give for what the question got wrong?"""
+    text = strip_markers(answer)
     stated = [q.value for c in conflicts for q in extract_quantities(c.stated)]
-    return any(same_value(q.value, v) for q in extract_quantities(strip_markers(answer)) for v in stated)
+    names = [" ".join(c.stated.split()[:2]) for c in conflicts if not extract_quantities(c.stated)]
+    return any(same_value(q.value, v) for q in extract_quantities(text) for v in stated) or any(
+        has_word(text, n) for n in names)
 
 
 def _fingerprint(settings: Settings, llm: LLM) -> str:

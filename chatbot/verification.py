@@ -102,7 +102,7 @@ def _numeric(token: str) -> bool:
     return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
 
 
-def _acronym_matches(word: str, text: str) -> bool:
+def acronym_matches(word: str, text: str) -> bool:
     """'SOEs' for 'state-owned enterprises': an acronym's letters are the initials of consecutive words."""
     letters = word.rstrip("s") if word.isupper() or word[:-1].isupper() else ""
     if len(letters) < 2:
@@ -130,7 +130,7 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
         if near & words:
             return True
         raw_after = re.findall(r"[A-Za-z]+", claim[q.end :])[:2]
-        if any(_acronym_matches(w, window) for w in raw_after):
+        if any(acronym_matches(w, window) for w in raw_after):
             return True
     return False
 
@@ -166,7 +166,7 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
     for name in names_in(claim):
         # A name the question itself uses is the user's wording, not a new claim.
         word = re.compile(r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?![a-z0-9])")
-        if word.search(low) or word.search(asked) or _acronym_matches(name, joined):
+        if word.search(low) or word.search(asked) or acronym_matches(name, joined):
             continue
         return f"name {name!r} is not in the cited passage"
     return ""
@@ -435,11 +435,11 @@ def _cite_options(claim: str, cited: list[int], passages: list[Passage], query: 
     by_n = {p.n: p for p in passages}
     out = list(cited)
     for run in name_runs(query.text):
-        if run.replace("+", "").isupper() or not _has_word(claim, run):
+        if run.replace("+", "").isupper() or not has_word(claim, run):
             continue
-        if any(_has_word(by_n[n].context_text or by_n[n].shown, run) for n in out if n in by_n):
+        if any(has_word(by_n[n].context_text or by_n[n].shown, run) for n in out if n in by_n):
             continue
-        mentioning = [p for p in passages if _has_word(p.context_text or p.shown, run)]
+        mentioning = [p for p in passages if has_word(p.context_text or p.shown, run)]
         if mentioning:
             best = max(mentioning, key=lambda p: (bool(extract_quantities(p.shown)), p.score))
             out.append(best.n)
@@ -482,7 +482,7 @@ def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | N
     p = spans[0]
     if p.head_start is None or p.head_end is None or not p.head_text:
         return [_plain(p)]
-    head_facts = [n for n in names_in(claim) if _has_word(p.head_text, n) and not _has_word(p.text, n)]
+    head_facts = [n for n in names_in(claim) if has_word(p.head_text, n) and not has_word(p.text, n)]
     head_values = [q.value for q in extract_quantities(p.head_text)]
     clause_values = [q.value for q in extract_quantities(p.text)]
     head_facts += [str(q.value) for q in extract_quantities(claim)
@@ -509,13 +509,13 @@ def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None 
     asked = query.text
     # The question's own names are the user's words (measured on dev: citing their clause too costs precision and
     # recall); the claim's new names and its numbers are what it cites.
-    names = [n for n in names_in(claim) if not _has_word(asked, n)]
+    names = [n for n in names_in(claim) if not has_word(asked, n)]
     values = [q.value for q in extract_quantities(claim)]
 
     quoted = [t.strip() for t in _QUOTED_TERM.findall(claim)]
 
     def facts(text: str) -> set[str]:
-        found = {n for n in names if _has_word(text, n)} | {f"“{t}" for t in quoted if t.lower() in text.lower()}
+        found = {n for n in names if has_word(text, n)} | {f"“{t}" for t in quoted if t.lower() in text.lower()}
         found |= {f"#{v}" for v in values if any(same_value(v, q.value) for q in extract_quantities(text))}
         return found
 
@@ -566,7 +566,7 @@ def question_names_in_cited_documents(query: Query, answer: str, cited: list[Pas
     Harlow Bridge's renovation cost 14 million dollars" citing the library's article, which never mentions the
     bridge, answers with another document's fact. Documents are read only when the answer repeats such a name."""
     text = strip_markers(answer)
-    runs = [run for run in name_runs(query.text) if not run.replace("+", "").isupper() and _has_word(text, run)]
+    runs = [run for run in name_runs(query.text) if not run.replace("+", "").isupper() and has_word(text, run)]
     if not runs or NEGATION.search(text):
         return True
     documents: dict[str, str] = {}
@@ -575,7 +575,7 @@ def question_names_in_cited_documents(query: Query, answer: str, cited: list[Pas
             documents[p.doc_id] = document_text(p.doc_id) or p.context_text or p.text
     cited_text = " ".join(documents.values())
     for run in runs:
-        if _has_word(cited_text, run):
+        if has_word(cited_text, run):
             continue
         # The user's words may abbreviate what the document spells out ("Shanghai SOEs", "Municipal SASAC"):
         # acronyms are left out, and the run's other words may each appear on their own.
@@ -611,18 +611,18 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
     names (read through `document_text`), so the name may be there; a sentence naming someone else is about them."""
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
     text = strip_markers(answer)
-    others = [run for run in name_runs(text) if _person_like(run) and not _has_word(query.text, run)]
+    others = [run for run in name_runs(text) if person_like(run) and not has_word(query.text, run)]
     anonymous = document_text is not None and not others and not any(
-        _person_like(run) for run in name_runs(contexts))
+        person_like(run) for run in name_runs(contexts))
     for run in name_runs(query.text):
-        if not _person_like(run) or not _has_word(known, run) or _has_word(contexts, run):
+        if not person_like(run) or not has_word(known, run) or has_word(contexts, run):
             continue
-        if not (others or _has_word(text, run)):
+        if not (others or has_word(text, run)):
             continue  # the answer speaks of something else the question asked (a period, a place)
-        if NEGATION.search(text) and _has_word(text, run):
+        if NEGATION.search(text) and has_word(text, run):
             continue
         if anonymous and document_text is not None and _speaks_of_asked(query, run, contexts) and any(
-                _named_before(p, run, document_text) for p in cited):
+                named_before(p, run, document_text) for p in cited):
             continue
         return False
     return True
@@ -643,10 +643,10 @@ def chinese_question_names_grounded(query: Query, cited: list[Passage], known: s
         return True
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
     for name in asked:
-        if _has_word(contexts, name):
+        if has_word(contexts, name):
             continue
         if document_text is not None and any(_PRONOUN_START.match(p.context_text or p.text)
-                                             and _named_before(p, name, document_text) for p in cited):
+                                             and named_before(p, name, document_text) for p in cited):
             continue  # "It launched …" after the sentence that names it
         return False
     return True
@@ -665,7 +665,7 @@ def _speaks_of_asked(query: Query, run: str, contexts: str) -> bool:
 REFERENT_SENTENCES = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer
 
 
-def _named_before(p: Passage, run: str, document_text: Callable[[str], str | None]) -> bool:
+def named_before(p: Passage, run: str, document_text: Callable[[str], str | None]) -> bool:
     """Is `run` what p's sentence refers back to: named in one of the few sentences before it in its document,
     with no other person named in between?"""
     at = p.context_start if p.context_start is not None else p.start
@@ -673,18 +673,18 @@ def _named_before(p: Passage, run: str, document_text: Callable[[str], str | Non
     window = text[max(0, at - 1500) : at]
     for span in reversed(split_sentences(window)[-REFERENT_SENTENCES:]):
         sentence = window[span.start : span.end]
-        if _has_word(sentence, run):
+        if has_word(sentence, run):
             return True
-        if any(_person_like(other) for other in name_runs(sentence)):
+        if any(person_like(other) for other in name_runs(sentence)):
             return False
     return False
 
 
-def _person_like(run: str) -> bool:
+def person_like(run: str) -> bool:
     """Two or three short capitalised words: a person's name in pinyin ("Lin Mei", "Cheng Peng")."""
     words = run.split()
     return 2 <= len(words) <= 3 and all(w[:1].isupper() and w[1:].islower() and len(w) <= 6 for w in words)
 
 
-def _has_word(text: str, word: str) -> bool:
+def has_word(text: str, word: str) -> bool:
     return re.search(r"(?<![A-Za-z0-9])" + re.escape(word) + r"(?![A-Za-z0-9])", text) is not None

@@ -6,7 +6,7 @@ import pytest
 
 from chatbot.clauses import sentence_head, split_clauses
 from chatbot.markers import attach, parse_answer
-from chatbot.premise import premise_conflicts
+from chatbot.premise import attribution_conflicts, premise_conflicts
 from chatbot.query import analyse_question
 from chatbot.question_intent import answers_question_type, asks_for_several, expected_answer_type
 from chatbot.refusal_detection import is_refusal
@@ -584,3 +584,33 @@ def test_an_answer_that_only_restates_the_question_answers_nothing():
     assert answers_question_type("翠屏山天文台的台长是谁？", "翠屏山天文台的台长是王明[1]。")
     # a yes or no may use nothing but the question's words
     assert answers_question_type("长风汽车公司的电动车占比超过一半吗？", "长风汽车公司的电动车占比超过一半[1]。")
+
+
+# A quoted term the question gives to the wrong name ------------------------------------------------------------
+
+_FORUM = ("At the “Water for Tomorrow” forum, Lin Mei, Chief Engineer of the Harbor City Water Board, said the "
+          "board will cut losses with the “quiet pipes” programme.")
+_STRATEGY = "Eastbank Logistics regards automation as its first task, and promotes the “Robots First” strategy."
+
+
+def _quoted_passages() -> list[Passage]:
+    return [Passage(1, "d", 0, len(_FORUM), _FORUM), Passage(2, "d", 300, 300 + len(_STRATEGY), _STRATEGY)]
+
+
+def test_a_quoted_term_given_to_another_person_or_company_is_a_false_premise():
+    (c,) = attribution_conflicts(analyse_question("Why did Zhao Wen announce the “quiet pipes” programme?"),
+                                 _quoted_passages())
+    assert (c.asked, c.stated, c.passage, c.term) == ("Zhao Wen", "Lin Mei", 1, "quiet pipes")
+    (c,) = attribution_conflicts(analyse_question("What does Northgate Shipping's “Robots First” strategy involve?"),
+                                 _quoted_passages())
+    assert (c.asked, c.stated, c.passage) == ("Northgate Shipping", "Eastbank Logistics", 2)
+
+
+def test_a_quoted_term_asked_about_its_own_name_is_no_false_premise():
+    for q in ("What did Lin Mei say about the “quiet pipes” programme?",
+              "What does Eastbank Logistics' “Robots First” strategy involve?",
+              "What is the “Robots First” strategy?",  # no name to compare
+              "What did the Harbor City board's engineer say about the “quiet pipes” programme?"):
+        assert attribution_conflicts(analyse_question(q), _quoted_passages()) == [], q
+    # a term no passage states is not compared
+    assert attribution_conflicts(analyse_question("Why did Zhao Wen launch “Blue Roofs”?"), _quoted_passages()) == []

@@ -268,6 +268,17 @@ def test_a_false_premise_is_corrected_with_the_clause_that_states_the_number(ser
     assert "say 11, not 20" in llm.prompts[0][-1]["content"]  # the model was told, too
 
 
+def test_a_quoted_term_given_to_the_wrong_company_is_corrected_with_the_sentence_that_states_it(service_factory):
+    # the (scripted) model goes along with the premise; the answer corrects it from the documents
+    service, llm, doc = service_factory("Shanghai Electric's “All in AI” strategy involves computing power [1].")
+    a = service.ask("What does Shanghai Electric's “All in AI” strategy involve?")
+    assert not a.refused and "Guotai Junan" in a.answer and "not Shanghai Electric" in a.answer, a.answer
+    c = a.citations[0]
+    assert doc[c.start : c.end] == c.text and "“All in AI”" in c.text and c.text.startswith("Guotai Junan")
+    assert "Guotai Junan Securities, not Shanghai Electric" in llm.prompts[0][-1]["content"]  # the model was told
+    assert "“All in AI”" in llm.prompts[0][-1]["content"]  # the sentence that states the term is evidence
+
+
 def test_a_question_with_a_number_the_documents_do_not_discuss_is_refused_not_quoted(service_factory):
     service, llm, _ = service_factory("The documents do not say.")
     a = service.ask("What was Shanghai Electric's profit in 2023?")

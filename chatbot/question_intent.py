@@ -12,7 +12,7 @@ import numpy as np
 
 from chatbot.keyword import tokenize
 from chatbot.markers import strip_markers
-from chatbot.names import names_in
+from chatbot.names import names_in, quoted_terms
 from chatbot.numbers import extract_quantities
 
 if TYPE_CHECKING:
@@ -166,7 +166,8 @@ def answers_question_type(question: str | Query, answer: str) -> bool:
 
     query = as_query(question)
     text = strip_markers(answer)
-    if query.expects not in ("yesno", "choice") and not set(tokenize(text)) - set(tokenize(query.text)):
+    if query.expects not in ("yesno", "choice") and not set(tokenize(text)) - set(tokenize(query.text)) and not [
+            t for t in quoted_terms(text) if t.lower() not in query.text.lower()]:
         return False  # only the question's own words ("翠屏山天文台的台长是[1]。"): nothing was answered
     if query.expects in ("quantity", "date"):
         return bool(extract_quantities(text))

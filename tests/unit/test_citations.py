@@ -582,6 +582,8 @@ def test_an_answer_that_only_restates_the_question_answers_nothing():
     assert not answers_question_type("翠屏山天文台的台长是谁？", "翠屏山天文台的台长是[1]。")
     assert not answers_question_type("What does the plant supply?", "The plant supplies [1].")
     assert answers_question_type("翠屏山天文台的台长是谁？", "翠屏山天文台的台长是王明[1]。")
+    # a quoted name is an answer even when its words are the question's
+    assert answers_question_type("What AI strategy does the bank promote?", 'The bank promotes the "All in AI" strategy [1].')
     # a yes or no may use nothing but the question's words
     assert answers_question_type("长风汽车公司的电动车占比超过一半吗？", "长风汽车公司的电动车占比超过一半[1]。")
 

@@ -122,6 +122,11 @@ class BM25Index:
         self._row_of = {cid: i for i, cid in enumerate(self.ids)}
         self.extra: dict[str, int | str] = {}
 
+    def chunk_share(self, term: str) -> float:
+        """The share of indexed chunks that contain the term (0 when none does)."""
+        i = self.term_id.get(term)
+        return 0.0 if i is None or not self.ids else float(self._p_ptr[i + 1] - self._p_ptr[i]) / len(self.ids)
+
     @property
     def idf(self) -> dict[str, float]:
         return {t: float(self.idf_array[i]) for i, t in enumerate(self.vocab)}

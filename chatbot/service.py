@@ -22,6 +22,7 @@ from chatbot.errors import (
 from chatbot.followup import usable_rewrite
 from chatbot.gate import GenerationGate
 from chatbot.ingest import text_path
+from chatbot.keyword import tokenize
 from chatbot.llm import LLM, load_llm
 from chatbot.markers import MARKER as MARKER_RE
 from chatbot.markers import strip_markers
@@ -50,6 +51,7 @@ HISTORY_TURN_CHARS = 600  # each one cut to this length in the rewrite prompt
 # corpus, the sentences below it were about something else than the question (Shanghai Electric's computing power
 # quoted for China Taiping's model).
 EXTRACTIVE_MIN_SHARE = 0.8
+DISTINCTIVE_SHARE = 0.25  # a one-word name in at most this share of the indexed chunks names something particular
 
 
 class AnswerFailed(ChatbotError):
@@ -448,7 +450,8 @@ class ChatService:
         if not check.refused and not (answers_question_type(query, check.answer) and addresses_focus(
                 query, check.answer, [p.shown for p in check.passages], self.similarity)
                 and question_names_grounded(query, check.answer, check.passages, known, self._text_or_none)
-                and chinese_question_names_grounded(query, check.passages, known, self._text_or_none)
+                and chinese_question_names_grounded(query, check.passages, known, self._text_or_none,
+                                                    self._distinctive)
                 and question_names_in_cited_documents(query, check.answer, check.passages, self._text_or_none)):
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]
@@ -483,6 +486,11 @@ class ChatService:
         """A whole answer to `messages` (not streamed to the user), verified against `passages`."""
         draft = "".join(self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens))
         return self._verify(draft, passages, query, known)
+
+    def _distinctive(self, word: str) -> bool:
+        """Does the word name something particular: few indexed chunks use it (a company, not the city)?"""
+        terms = tokenize(word)
+        return bool(terms) and self.retriever.keyword.chunk_share(terms[0]) <= DISTINCTIVE_SHARE
 
     def _text_or_none(self, doc_id: str) -> str | None:
         try:

@@ -629,30 +629,64 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
 
 
 def chinese_question_names_grounded(query: Query, cited: list[Passage], known: str,
-                                    document_text: Callable[[str], str | None] | None = None) -> bool:
+                                    document_text: Callable[[str], str | None] | None = None,
+                                    distinctive: Callable[[str], bool] | None = None) -> bool:
     """The Chinese question's counterpart of question_names_grounded: a name it writes in characters whose pinyin
     is a two-word name of the retrieved English text (国泰君安 -> Guotai Junan, 贺青 -> He Qing) is what the
     question asks about, so the cited sentences must name it too, or begin with a pronoun after a sentence that
     does (read through `document_text`). "国泰君安在人工智能方面投入了1000亿元" citing the sentence about the
-    Municipal SASAC's funds answers with another subject's fact."""
+    Municipal SASAC's funds answers with another subject's fact. A one-word name (中国太平 -> "China Taiping")
+    counts when `distinctive` says few of the indexed chunks use it (not a city every passage names)."""
     if query.language != "zh":
         return True
     pinyin = {t for t in bridge_tokens(query.text) if not t.startswith("#")}
-    asked = {f"{a} {b}" for a, b in name_pairs(known) if (a + b).lower() in pinyin}
-    if not asked:
+    # Each group is satisfied by any one of its names: one-word names whose syllables overlap in the question
+    # are alternative readings of the same characters (中国太平 reads as "Guotai" and as "Taiping").
+    groups = [[f"{a} {b}"] for a, b in dict.fromkeys(name_pairs(known)) if (a + b).lower() in pinyin]
+    if distinctive is not None:
+        words = [w for w in dict.fromkeys(_PINYIN_WORD.findall(known)) if w.lower() in pinyin and distinctive(w)]
+        groups += _overlapping(words, query.text)
+    if not groups:
         return True
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
-    for name in asked:
+
+    def named(name: str) -> bool:
         if has_word(contexts, name):
-            continue
-        if document_text is not None and any(_PRONOUN_START.match(p.context_text or p.text)
-                                             and named_before(p, name, document_text) for p in cited):
-            continue  # "It launched …" after the sentence that names it
-        return False
-    return True
+            return True
+        return document_text is not None and any(_PRONOUN_START.match(p.context_text or p.text)
+                                                 and named_before(p, name, document_text) for p in cited)
+        # ("It launched …" after the sentence that names it)
+
+    return all(any(named(name) for name in group) for group in groups)
+
+
+def _overlapping(words: list[str], question: str) -> list[list[str]]:
+    """Pinyin words grouped by where they read the question's characters: words whose syllables overlap are
+    one group."""
+    from pypinyin import lazy_pinyin
+
+    spans: list[tuple[int, int, str]] = []
+    offset = 0
+    for run in re.findall(r"[\u3400-\u9fff]+", question):
+        syl = [x.lower() for x in lazy_pinyin(run)]
+        for w in words:
+            for i in range(len(syl)):
+                for n in (2, 3, 4):
+                    if "".join(syl[i : i + n]) == w.lower():
+                        spans.append((offset + i, offset + i + n, w))
+        offset += len(syl) + 1
+    groups: list[tuple[int, int, list[str]]] = []
+    for start, end, w in sorted(spans):
+        if groups and start < groups[-1][1]:
+            last = groups[-1]
+            groups[-1] = (last[0], max(last[1], end), [*last[2], w] if w not in last[2] else last[2])
+        else:
+            groups.append((start, end, [w]))
+    return [g[2] for g in groups]
 
 
 _PRONOUN_START = re.compile(r"\s*(It|Its|They|Their|This|These|He|She|His|Her)\b")
+_PINYIN_WORD = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{4,}(?![A-Za-z])")  # a capitalised word of two syllables or more
 
 
 def _speaks_of_asked(query: Query, run: str, contexts: str) -> bool:

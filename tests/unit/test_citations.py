@@ -528,6 +528,30 @@ def test_a_chinese_question_about_a_named_subject_needs_it_in_what_the_answer_ci
     assert chinese_question_names_grounded(analyse_question("How much did Guotai Junan invest?"), [funds], text)
 
 
+def test_a_one_word_name_counts_when_few_chunks_use_it():
+    """中国太平 is "China Taiping": "Taiping" is the name (one pinyin word); "China" is not pinyin. Its
+    characters also read "Guotai" (国太), another company's name: either reading in the cited sentence will do."""
+    from chatbot.verification import chinese_question_names_grounded
+
+    text = ("China Taiping Insurance built 11 digital labour positions. Guotai Junan Securities promotes AI. "
+            "Shanghai factories include 3 lighthouse factories.")
+
+    def passage(sentence: str) -> Passage:
+        at = text.index(sentence)
+        return Passage(1, "d", at, at + len(sentence), sentence, context_start=at, context_end=at + len(sentence),
+                       context_text=sentence)
+
+    taiping = passage("China Taiping Insurance built 11 digital labour positions.")
+    factories = passage("Shanghai factories include 3 lighthouse factories.")
+    rare = lambda w: w != "Shanghai"  # noqa: E731 - a fake: "Shanghai" is in most chunks of this fake index
+    q = analyse_question("中国太平的11个数字员工岗位具体是哪些岗位？")
+    assert not chinese_question_names_grounded(q, [factories], text, None, rare)
+    assert chinese_question_names_grounded(q, [taiping], text, None, rare)
+    assert chinese_question_names_grounded(q, [factories], text, None)  # without the index's counts: two-word names only
+    # the city is in most chunks: a question about Shanghai's factories may cite a sentence that does not repeat it
+    assert chinese_question_names_grounded(analyse_question("上海有多少家灯塔工厂？"), [taiping], text, None, rare)
+
+
 
 CEREMONY = ("On March 12th, at the opening ceremony of the 2021 Harbor City Water Week in the Eastbank treatment "
             "plant, Lin Mei, Chief Engineer of the Harbor City Water Board and head of its leak-detection programme, "

@@ -17,6 +17,7 @@ from chatbot.names import name_runs, quote_spans
 from chatbot.numbers import Quantity, extract_quantities, same_value
 from chatbot.query import Query
 from chatbot.verification import (
+    PRONOUN_START,
     Passage,
     Similarity,
     acronym_matches,
@@ -229,7 +230,5 @@ def _mentions(p: Passage, name: str, document_text: Callable[[str], str | None] 
         return True
     if not person_like(name) and any(has_word(text, w) for w in name.split() if len(w) > 3):
         return True  # "Municipal SASAC" and "the Municipal State-owned Assets … Commission"
-    return document_text is not None and bool(_PRONOUN_START.match(text)) and named_before(p, name, document_text)
+    return document_text is not None and bool(PRONOUN_START.match(text)) and named_before(p, name, document_text)
 
-
-_PRONOUN_START = re.compile(r"\s*(It|Its|They|Their|This|These|He|She|His|Her)\b")

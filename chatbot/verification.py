@@ -651,11 +651,11 @@ def chinese_question_names_grounded(query: Query, cited: list[Passage], known: s
     contexts = " ".join(p.context_text or p.text for p in cited) + " " + " ".join(p.head_text for p in cited)
 
     def named(name: str) -> bool:
+        """In a cited sentence, or before one that begins with a pronoun ("It launched …")."""
         if has_word(contexts, name):
             return True
-        return document_text is not None and any(_PRONOUN_START.match(p.context_text or p.text)
+        return document_text is not None and any(PRONOUN_START.match(p.context_text or p.text)
                                                  and named_before(p, name, document_text) for p in cited)
-        # ("It launched …" after the sentence that names it)
 
     return all(any(named(name) for name in group) for group in groups)
 
@@ -685,7 +685,7 @@ def _overlapping(words: list[str], question: str) -> list[list[str]]:
     return [g[2] for g in groups]
 
 
-_PRONOUN_START = re.compile(r"\s*(It|Its|They|Their|This|These|He|She|His|Her)\b")
+PRONOUN_START = re.compile(r"\s*(It|Its|They|Their|This|These|He|She|His|Her)\b")
 _PINYIN_WORD = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{4,}(?![A-Za-z])")  # a capitalised word of two syllables or more
 
 

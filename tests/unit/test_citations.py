@@ -503,6 +503,13 @@ def test_a_doubled_consonant_the_stemmer_leaves_still_matches_its_word():
                                    {"canal": text}.get)
 
 
+def _sentence_of(text: str, sentence: str) -> Passage:
+    """A cited passage that is one whole sentence of the document `text`."""
+    at = text.index(sentence)
+    return Passage(1, "d", at, at + len(sentence), sentence, context_start=at, context_end=at + len(sentence),
+                   context_text=sentence)
+
+
 def test_a_chinese_question_about_a_named_subject_needs_it_in_what_the_answer_cites():
     """国泰君安 is "Guotai Junan" in the English documents (its pinyin): an answer citing a sentence about another
     subject, or naming nobody after a sentence about someone else, answers with that subject's fact."""
@@ -511,14 +518,9 @@ def test_a_chinese_question_about_a_named_subject_needs_it_in_what_the_answer_ci
     text = ("Guotai Junan Securities is promoting the All in AI strategy. It launched the Lingxi assistant. "
             "The Municipal SASAC set up three mother funds with a total scale of 100 billion yuan.")
 
-    def passage(sentence: str) -> Passage:
-        at = text.index(sentence)
-        return Passage(1, "d", at, at + len(sentence), sentence, context_start=at, context_end=at + len(sentence),
-                       context_text=sentence)
-
-    funds = passage("The Municipal SASAC set up three mother funds with a total scale of 100 billion yuan.")
-    strategy = passage("Guotai Junan Securities is promoting the All in AI strategy.")
-    lingxi = passage("It launched the Lingxi assistant.")
+    funds = _sentence_of(text, "The Municipal SASAC set up three mother funds with a total scale of 100 billion yuan.")
+    strategy = _sentence_of(text, "Guotai Junan Securities is promoting the All in AI strategy.")
+    lingxi = _sentence_of(text, "It launched the Lingxi assistant.")
     q = analyse_question("国泰君安在人工智能方面投入了多少资金？")
     assert not chinese_question_names_grounded(q, [funds], text, {"d": text}.get)
     assert chinese_question_names_grounded(q, [strategy], text, {"d": text}.get)
@@ -536,13 +538,8 @@ def test_a_one_word_name_counts_when_few_chunks_use_it():
     text = ("China Taiping Insurance built 11 digital labour positions. Guotai Junan Securities promotes AI. "
             "Shanghai factories include 3 lighthouse factories.")
 
-    def passage(sentence: str) -> Passage:
-        at = text.index(sentence)
-        return Passage(1, "d", at, at + len(sentence), sentence, context_start=at, context_end=at + len(sentence),
-                       context_text=sentence)
-
-    taiping = passage("China Taiping Insurance built 11 digital labour positions.")
-    factories = passage("Shanghai factories include 3 lighthouse factories.")
+    taiping = _sentence_of(text, "China Taiping Insurance built 11 digital labour positions.")
+    factories = _sentence_of(text, "Shanghai factories include 3 lighthouse factories.")
     rare = lambda w: w != "Shanghai"  # noqa: E731 - a fake: "Shanghai" is in most chunks of this fake index
     q = analyse_question("中国太平的11个数字员工岗位具体是哪些岗位？")
     assert not chinese_question_names_grounded(q, [factories], text, None, rare)

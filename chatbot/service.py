@@ -361,8 +361,10 @@ class ChatService:
             known = " ".join(sc.chunk.text for sc in retrieved.chunks)
             check = self._verify("".join(pieces), passages, query, known)
             # A question whose number the documents state differently about the same thing gets that number:
-            # an answer that does not state it has not corrected the premise.
-            if conflicts and (check.refused or not _states_any(check.answer, conflicts)):
+            # an answer that does not state it has not corrected the premise. A quoted term given to the wrong
+            # name is always answered with the correction: the model copies the sentence without saying "not".
+            if conflicts and (check.refused or not _states_any(check.answer, conflicts)
+                              or any(c.term for c in conflicts)):
                 check = self._premise_correction(language, conflicts, passages, check)
             timings["verify"] = _ms(t_v)
             if check.refused and not conflicts and self.settings.second_try:

@@ -277,6 +277,10 @@ def test_a_quoted_term_given_to_the_wrong_company_is_corrected_with_the_sentence
     assert doc[c.start : c.end] == c.text and "“All in AI”" in c.text and c.text.startswith("Guotai Junan")
     assert "Guotai Junan Securities, not Shanghai Electric" in llm.prompts[0][-1]["content"]  # the model was told
     assert "“All in AI”" in llm.prompts[0][-1]["content"]  # the sentence that states the term is evidence
+    # a model that names the right company by copying its sentence still gets the correction, which says "not"
+    service, llm, doc = service_factory("Guotai Junan Securities vigorously promotes the “All in AI” strategy [1].")
+    a = service.ask("What does Shanghai Electric's “All in AI” strategy involve?")
+    assert "not Shanghai Electric" in a.answer, a.answer
 
 
 def test_a_question_with_a_number_the_documents_do_not_discuss_is_refused_not_quoted(service_factory):

@@ -88,7 +88,7 @@ class EvidenceSelector:
         floor is tested on those). `skip`: sentences (doc_id, start) not to pick again (a second try)."""
         candidates, best = self._sentences(queries, chunks, query_vectors, sentences)
         candidates = [c for c in candidates if (c.doc_id, c.start) not in skip]
-        for c in candidates:  # a term the question quotes is asked about word for word: its sentences come first
+        for c in candidates if query.quoted else ():  # a term the question quotes: its sentences come first
             if any(term.lower() in c.text.lower() for term in query.quoted):
                 c.score += QUOTED_BONUS
         s = self.settings

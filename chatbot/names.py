@@ -62,13 +62,14 @@ def name_run_spans(text: str) -> list[tuple[int, int]]:
 
 
 _QUOTED = re.compile(r"“([^”]{1,60})”|\"([^\"]{1,60})\"|「([^」]{1,60})」|『([^』]{1,60})』")
+QUOTED_TERM = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")  # English quotation marks only: what an answer quotes
 
 
-def quoted_terms(text: str) -> tuple[str, ...]:
+def quoted_terms(text: str, pattern: re.Pattern[str] = _QUOTED) -> tuple[str, ...]:
     """Terms written in quotation marks ("the “All in AI” strategy"), without a full stop or comma written
-    inside the closing quote."""
+    inside the closing quote (“multiplier effect.”, the American habit)."""
     out = []
-    for m in _QUOTED.finditer(text):
+    for m in pattern.finditer(text):
         term = next(g for g in m.groups() if g is not None).strip().rstrip(".,;:!?。，；：！？").strip()
         if term:
             out.append(term)

@@ -156,7 +156,8 @@ class HybridRetriever:
             for rank, (cid, _score) in enumerate(self.keyword.top(q, s.candidate_k, doc_ids)):
                 if cid in self._chunks_by_id:
                     fused[cid] = fused.get(cid, 0.0) + s.keyword_weight / (RRF_K + rank)
-        for cid in fused:  # a term the question quotes is asked about word for word: chunks that contain it first
+        # A term the question quotes is asked about word for word: chunks that contain it come first.
+        for cid in fused if query.quoted else ():
             chunk = self._chunks_by_id.get(cid)
             if chunk is not None and any(term.lower() in chunk.text.lower() for term in query.quoted):
                 fused[cid] += QUOTED_BONUS

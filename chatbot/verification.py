@@ -28,7 +28,7 @@ from chatbot.clauses import split_clauses
 from chatbot.corpus import detect_language
 from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
-from chatbot.names import name_runs, names_in
+from chatbot.names import QUOTED_TERM, name_runs, names_in, quoted_terms
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
 from chatbot.query import Query, as_query
 from chatbot.refusal_detection import is_refusal
@@ -157,11 +157,8 @@ def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
         return "its before/after contradicts the years it states"
     low = joined.lower()
     asked = query.text.lower()
-    for term in _QUOTED_TERM.findall(claim):  # a quoted name ("All in AI") is a fact like a number
-        # A sentence's full stop or comma written inside the closing quote (“multiplier effect.”, the American
-        # habit) is not part of the quoted term.
-        term = term.strip().rstrip(".,;:!?。，；：！？").strip()
-        if term and term.lower() not in low and term.lower() not in asked:
+    for term in quoted_terms(claim, QUOTED_TERM):  # a quoted name ("All in AI") is a fact like a number
+        if term.lower() not in low and term.lower() not in asked:
             return f"quoted {term!r} is not in the cited passage"
     for name in names_in(claim):
         # A name the question itself uses is the user's wording, not a new claim.
@@ -235,7 +232,6 @@ def lexical_coverage(claim: str, passage: str) -> float:
     return word_coverage(content_words(claim), passage)
 
 
-_QUOTED_TERM = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")
 PREFIX = 5  # words sharing their first five letters are forms of one word ("monitor", "monitoring")
 
 
@@ -274,7 +270,7 @@ def restates(claim: str, question: str | Query) -> bool:
     q_values = [q.value for q in query.quantities]
     new_words = content_words(claim) - set(query.tokens)
     new_values = [q for q in extract_quantities(claim) if not any(same_value(q.value, v) for v in q_values)]
-    quoted = [t for t in _QUOTED_TERM.findall(claim) if t.strip().lower() not in query.text.lower()]
+    quoted = [t for t in QUOTED_TERM.findall(claim) if t.strip().lower() not in query.text.lower()]
     return not new_words and not new_values and not quoted
 
 
@@ -512,7 +508,7 @@ def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None 
     names = [n for n in names_in(claim) if not has_word(asked, n)]
     values = [q.value for q in extract_quantities(claim)]
 
-    quoted = [t.strip() for t in _QUOTED_TERM.findall(claim)]
+    quoted = [t.strip() for t in QUOTED_TERM.findall(claim)]
 
     def facts(text: str) -> set[str]:
         found = {n for n in names if has_word(text, n)} | {f"“{t}" for t in quoted if t.lower() in text.lower()}

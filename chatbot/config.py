@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     # Generation
     llm_backend: Literal["local", "hosted"] = "local"
+    # Any llama-index LLM instead: "package.module:function", called with these settings (docs/architecture.md)
+    llm_factory: str | None = None
     llm_model: str = "packaged:qwen2.5-coder-1.5b"
     llm_threads: int = 2
     llm_context: int = 4096
@@ -105,6 +107,13 @@ class Settings(BaseSettings):
     hosted_backoff_max_s: float = 8.0  # longest wait between tries; a longer Retry-After is not waited for
     hosted_concurrency: int = 4  # generations sent to a hosted endpoint at once
     extractive_quotes: int = 2  # evidence sentences quoted when the LLM does not answer
+    # Quotes after the best one, when the LLM did not answer, score at least this share of its score: measured on
+    # the corpus, the sentences below it were about something else than the question (Shanghai Electric's
+    # computing power quoted for China Taiping's model).
+    extractive_min_share: float = 0.8
+    # A one-word name in at most this share of the indexed chunks names something particular (a company, not the
+    # city every passage names: "Shanghai" is in 53% of the initiative's chunks)
+    distinctive_share: float = 0.25
 
     # Serving
     host: str = "127.0.0.1"

@@ -40,6 +40,17 @@ class DocInfo:
 
 
 @dataclass
+class Searched:
+    """What search found: the query texts searched (the question, its translation), their vectors per
+    embedder, and the fused chunks in rank order."""
+
+    queries: list[str]
+    query_vectors: list[dict[str, np.ndarray]]
+    chunks: list[ScoredChunk]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class Retrieved:
     language: str
     chunks: list[ScoredChunk]
@@ -124,17 +135,21 @@ class HybridRetriever:
         evidence_sentences: int | None = None, doc_ids: frozenset[str] | None = None,
         skip_evidence: frozenset[tuple[str, int]] = frozenset(),
     ) -> Retrieved:
+        """search, then select_evidence: the chunks and the evidence sentences in one call."""
+        question = as_query(question)
+        searched = self.search(question, top_k=top_k, translation=translation, doc_ids=doc_ids)
+        return self.select_evidence(question, searched, evidence_sentences=evidence_sentences,
+                                    skip_evidence=skip_evidence)
+
+    def search(self, query: Query, *, top_k: int | None = None, translation: str | None = None,
+               doc_ids: frozenset[str] | None = None) -> Searched:
         """Fuse every ranked list (each embedder and BM25, for the question and its English translation).
-        `doc_ids` limits retrieval to those documents; `evidence_sentences` overrides how many evidence spans
-        (clauses, or sentences) the prompt gets; `skip_evidence`, sentences (doc_id, start) it must not get
-        again (the next-best evidence, for a second try)."""
-        query = as_query(question)
+        `doc_ids` limits retrieval to those documents."""
         question = query.text
         s = self.settings
         top_k = s.top_k if top_k is None else top_k
         self._maybe_refresh()
         t0 = time.perf_counter()
-        language = query.language
         queries = [question] + ([translation] if translation and translation.strip() != question else [])
         query_vectors = [self._embed(q) for q in queries]
         t_embed = time.perf_counter()
@@ -166,17 +181,25 @@ class HybridRetriever:
         chunks = [ScoredChunk(chunk=self._chunks_by_id[cid], score=sc, dense=best_cos.get(cid, 0.0))
                   for cid, sc in ranked]
         t_search = time.perf_counter()
+        return Searched(queries, query_vectors, chunks,
+                        {"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000})
 
+    def select_evidence(self, query: Query, searched: Searched, *, evidence_sentences: int | None = None,
+                        skip_evidence: frozenset[tuple[str, int]] = frozenset()) -> Retrieved:
+        """The evidence spans of the searched chunks, and whether they are about the question at all.
+        `evidence_sentences` overrides how many evidence spans (clauses, or sentences) the prompt gets;
+        `skip_evidence`, sentences (doc_id, start) it must not get again."""
+        t0 = time.perf_counter()
+        queries, chunks, query_vectors = searched.queries, searched.chunks, searched.query_vectors
         evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
                                               evidence_sentences, skip_evidence)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)
         return Retrieved(
-            language=language, chunks=chunks, evidence=evidence, best_similarity=best_sim,
+            language=query.language, chunks=chunks, evidence=evidence, best_similarity=best_sim,
             relevant=bool(evidence) and self.evidence.relevant(query, chunks, best, self._tokens_of, queries[1:]),
-            timings_ms={"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000,
-                        "evidence": (t_end - t_search) * 1000},
+            timings_ms={**searched.timings_ms, "evidence": (t_end - t0) * 1000},
         )
 
     def _tokens_of(self, chunk: Chunk) -> frozenset[str]:

@@ -80,6 +80,14 @@ class Citation(BaseModel):
     context_end: int | None = None
 
 
+class Removed(BaseModel):
+    """A sentence of the model's answer that was not shown, and why (the check that removed it)."""
+
+    text: str
+    reason: str
+    check: str = "support"
+
+
 class Answer(BaseModel):
     id: str | None = None
     question: str
@@ -88,6 +96,8 @@ class Answer(BaseModel):
     language: str
     citations: list[Citation] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list)
+    removed: list[Removed] = Field(default_factory=list)  # the unsupported sentences with the reason of each
+    refusal_reason: str = ""  # why a refused question was refused (empty when it was answered)
     # A follow-up is answered as the standalone question it was rewritten into (None: asked as written).
     standalone_question: str | None = None
     # "extractive": the LLM did not answer (unreachable, timed out), so the answer quotes the best evidence

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from chatbot import prompts
 from chatbot.evaluation.models import Judged, QuestionRecord
-from chatbot.llm import LLM
+from llama_index.core.llms import LLM
+
+from chatbot.chat_model import complete_text, model_name
 
 
 def _yes(llm: LLM, prompt: str) -> bool:
-    reply = "".join(llm.stream([{"role": "user", "content": prompt}], max_tokens=3))
+    reply = complete_text(llm, [{"role": "user", "content": prompt}], 3)
     return reply.strip().upper().startswith("YES")
 
 
@@ -30,5 +32,5 @@ def judge_run(llm: LLM, records: list[QuestionRecord], system: str) -> Judged:
     return Judged(
         correctness=round(correct / n, 4) if n else None,
         faithfulness=round(faithful / n_faithful, 4) if n_faithful else None,
-        note=f"judged by the LLM ({getattr(llm, 'name', 'llm')}), not measured; never used by the gate",
+        note=f"judged by the LLM ({model_name(llm)}), not measured; never used by the gate",
     )

@@ -156,7 +156,7 @@ def test_question_of_100000_characters_is_413(index, tmp_path, path, payload):
     roomy = serve_fake(index, tmp_path / "roomy", rate_limit_per_minute=0, max_body_bytes=1_000_000)
     error = assert_json_error(roomy.client.post(path, json=payload), 413, "question_too_long")
     assert "100000 characters" in error["message"] and "limit is 1000" in error["message"]
-    assert not roomy.service.llm.prompts
+    assert not roomy.service.llm.engine.prompts
 
 
 def test_control_characters_are_dropped_from_the_question(served):

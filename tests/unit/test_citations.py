@@ -559,7 +559,7 @@ CEREMONY = ("On March 12th, at the opening ceremony of the 2021 Harbor City Wate
 
 def real_similarity():
     from chatbot.embeddings import Embedders, USEEmbedder
-    from chatbot.service import EmbeddingSimilarity
+    from chatbot.pipeline import EmbeddingSimilarity
 
     return EmbeddingSimilarity(Embedders(FakeEmbedder("minilm"), USEEmbedder(threads=1)))
 

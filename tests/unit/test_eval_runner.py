@@ -34,7 +34,7 @@ def test_a_reply_carries_the_citations_the_prompt_and_the_ranking(service):
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
     evidence = service.retriever.retrieve(question).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 municipal" in e.text)
-    service.llm.replies.append(f"Representatives from 11 municipal state-owned enterprises launched it [{n}].")
+    service.llm.engine.replies.append(f"Representatives from 11 municipal state-owned enterprises launched it [{n}].")
     reply, answer = chatbot_reply(service, question, id="q")
     assert answer is not None and reply.answer == answer.answer and not reply.refused
     assert [p.text for p in reply.cited] == [c.text for c in answer.citations]

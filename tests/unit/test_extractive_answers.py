@@ -57,7 +57,7 @@ def test_an_unreachable_llm_gives_the_best_evidence_quoted_with_citations(servic
     assert answer.answer.startswith("Quoted from the documents:")
     assert "did not answer" in answer.notice
     assert "11 municipal state-owned enterprises" in answer.citations[0].text  # the best sentence first
-    assert len(service.llm.prompts) == 1 and service.gate.active == 0
+    assert len(service.llm.engine.prompts) == 1 and service.gate.active == 0
 
 
 CUT_OFF = LLMUnavailable("The hosted LLM stopped answering in the middle of an answer (RemoteProtocolError).")
@@ -110,7 +110,7 @@ def test_a_service_started_while_the_llm_is_down_starts_and_answers_with_quotes(
 def test_nothing_relevant_is_still_the_usual_refusal(service):
     answer = service.ask("What is the capital of France?")
     assert answer.refused and answer.mode == "generated" and answer.citations == []
-    assert service.llm.prompts == []
+    assert service.llm.engine.prompts == []
 
 
 def test_quotes_are_not_cached_so_the_llm_answers_once_it_is_back(service):
@@ -128,7 +128,7 @@ def test_a_follow_up_whose_rewrite_fails_is_searched_as_written_without_asking_t
                {"role": "assistant", "content": "Municipal state-owned enterprises launched it [1]."}]
     answer = service.ask(QUESTION, history=history)
     check_quotes(answer, service)
-    assert len(rewriter.prompts) == 1 and service.llm.prompts == []  # one wait for the LLM, not two
+    assert len(rewriter.prompts) == 1 and service.llm.engine.prompts == []  # one wait for the LLM, not two
 
 
 def test_the_chat_labels_quotes_in_the_interface_language(service):

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from chatbot.checks import Verdict
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.errors import (
@@ -9,6 +10,7 @@ from chatbot.errors import (
 )
 from chatbot.ingest import build_index
 from chatbot.retrieval import HybridRetriever
+from chatbot.query import analyse_question
 from chatbot.service import ChatService
 from tests.fakes import FakeEmbedder, ScriptedLLM
 
@@ -304,13 +306,17 @@ def test_a_chinese_question_is_searched_in_english_and_answered_in_chinese(servi
     english = "How many digital labor positions did China Taiping construct?"
     service.translator = ScriptedLLM(english, english)
     searched = []
-    retrieve = service.retriever.retrieve
+    search, select = service.retriever.search, service.retriever.select_evidence
 
-    def spy(question, **kwargs):  # the fake embedders cannot match Chinese to English: search the translation
+    def spy(query, **kwargs):  # the fake embedders cannot match Chinese to English: search the translation
         searched.append(kwargs.get("translation"))
-        return retrieve(kwargs.pop("translation") or question, **kwargs)
+        translation = kwargs.pop("translation")
+        return search(analyse_question(translation) if translation else query, **kwargs)
 
-    service.retriever.retrieve = spy
+    def select_spy(query, found, **kwargs):  # the evidence of the English question, as its search found
+        return select(analyse_question(found.queries[0]), found, **kwargs)
+
+    service.retriever.search, service.retriever.select_evidence = spy, select_spy
     question = "中国太平构建了多少个数字员工岗位？"
     events = list(service.ask_stream(question))
     assert searched == [english] and "中国太平" in service.translator.prompts[0][-1]["content"]
@@ -346,7 +352,16 @@ def search_the_translation(service, english: str):  # noqa: ANN001, ANN201
     to English. Returns the original retrieve function."""
     service.translator = ScriptedLLM(english)
     retrieve = service.retriever.retrieve
-    service.retriever.retrieve = lambda question, **kw: retrieve(kw.pop("translation") or question, **kw)
+    search, select = service.retriever.search, service.retriever.select_evidence
+
+    def search_spy(query, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        translation = kwargs.pop("translation")
+        return search(analyse_question(translation) if translation else query, **kwargs)
+
+    def select_spy(query, found, **kwargs):  # noqa: ANN001, ANN003, ANN202 - the English question's evidence
+        return select(analyse_question(found.queries[0]), found, **kwargs)
+
+    service.retriever.search, service.retriever.select_evidence = search_spy, select_spy
     return retrieve
 
 
@@ -375,44 +390,49 @@ def test_a_chinese_false_premise_is_corrected_in_the_users_own_words(service_fac
     assert "11 Taiping digital labor positions" in a.citations[0].text
 
 
-def _sentence_keys(passages):  # noqa: ANN001, ANN202
-    return frozenset((e.doc_id, e.context_start if e.context_start is not None else e.start) for e in passages)
-
-
-def test_a_refused_answer_is_tried_again_with_the_next_best_evidence(service_factory):
-    # One sentence a prompt: the next one is the second best.
-    service, llm, doc = service_factory(evidence_sentences=1, second_try=True)
-    question = "What is Shanghai Electric doing in AI?"
-    first = service.retriever.retrieve(question).evidence
-    second = service.retriever.retrieve(question, skip_evidence=_sentence_keys(first)).evidence
-    assert len(first) == len(second) == 1 and first[0].start != second[0].start
-    # The first draft states what its source does not say; the second quotes the second-best sentence.
-    quoted = second[0].text.split(",")[0]
-    llm.replies += ["Shanghai Electric sells 40 robots to banks [1].", f"{quoted} [1]."]
-    a = service.ask(question)
-    assert not a.refused, a
-    assert len(llm.prompts) == 2
-    assert first[0].text[:60] in llm.prompts[0][-1]["content"]
-    assert first[0].text[:60] not in llm.prompts[1][-1]["content"] and second[0].text[:60] in llm.prompts[1][-1]["content"]
-    assert a.answer == f"{quoted} [1]."
-    c = a.citations[0]
-    assert doc[c.start : c.end] == c.text and second[0].start <= c.start < c.end <= second[0].end
-    assert "second_try" in a.timings_ms
-
-
-def test_a_second_refusal_keeps_the_first_answers_unsupported_sentence(service_factory):
-    service, llm, _ = service_factory("China Taiping spent 7 billion yuan on the model [1].",
-                                      "China Taiping spent 9 billion yuan on the model [1].", second_try=True)
-    a = service.ask("How much did China Taiping spend on its insurance large model?")
-    assert a.refused and a.citations == [] and len(llm.prompts) == 2
-    assert a.unsupported == ["China Taiping spent 7 billion yuan on the model."]
-
-
-def test_the_second_try_is_off_by_default(service_factory):
-    assert Settings().second_try is False
+def test_an_unsupported_answer_is_refused_after_one_generation_with_its_reason(service_factory):
     service, llm, _ = service_factory("China Taiping spent 7 billion yuan on the model [1].")
-    assert service.ask("How much did China Taiping spend on its insurance large model?").refused
-    assert len(llm.prompts) == 1
+    answer = service.ask("How much did China Taiping spend on its insurance large model?")
+    assert answer.refused and len(llm.prompts) == 1
+    assert [(r.text, r.check) for r in answer.removed] == [("China Taiping spent 7 billion yuan on the model.",
+                                                            "support")]
+    assert "7 billion" in answer.removed[0].reason or "not" in answer.removed[0].reason
+    assert answer.refusal_reason  # why it was refused, for the chat and the eval report
+
+
+class ScriptedVerdicts:
+    """A check that fails with a scripted reason, or passes (reason None); records the answers it saw."""
+
+    def __init__(self, name: str, reason: str | None) -> None:
+        self.name, self.reason, self.seen = name, reason, []
+
+    def check(self, answer, ctx):  # noqa: ANN001, ANN201
+        self.seen.append(answer.answer)
+        return Verdict(self.name, self.reason) if self.reason else None
+
+
+def test_checks_run_in_order_and_the_first_that_fails_refuses_with_its_reason(service_factory):
+    """A new check is a class in the list: the first that fails refuses the supported answer, the contract keeps
+    its name and reason, and the checks after it are not asked."""
+    service, llm, _ = service_factory()
+    question = "How many municipal state-owned enterprises jointly launched the initiative?"
+    n = next(i for i, e in enumerate(service.retriever.retrieve(question).evidence, 1) if "11 municipal" in e.text)
+    passes, fails, later = (ScriptedVerdicts("passes", None), ScriptedVerdicts("dates", "no date was asked"),
+                            ScriptedVerdicts("later", "never asked"))
+    service = ChatService(service.settings, embedders=service.embedders, retriever=service.retriever, llm=llm,
+                          checks=[passes, fails, later])
+    llm.replies.append(f"11 municipal state-owned enterprises jointly launched it [{n}].")
+    answer = service.ask(question)
+    assert answer.refused and answer.refusal_reason == "no date was asked"
+    assert answer.removed[-1].check == "dates" and answer.removed[-1].text.startswith("11 municipal")
+    assert len(passes.seen) == 1 and len(fails.seen) == 1 and later.seen == []
+    assert answer.unsupported == [answer.removed[-1].text]
+
+
+def test_irrelevant_question_is_refused_with_the_reason(service_factory):
+    service, llm, _ = service_factory()
+    answer = service.ask("What is the capital of France?")
+    assert answer.refused and "not about the question" in answer.refusal_reason and llm.prompts == []
 
 
 def test_a_number_only_the_translation_has_is_no_premise_of_the_users():
@@ -420,7 +440,7 @@ def test_a_number_only_the_translation_has_is_no_premise_of_the_users():
     "文件中说的是一，而不是two"). A number the user wrote is kept, in their words."""
     from chatbot.premise import PremiseConflict
     from chatbot.query import analyse_question
-    from chatbot.service import _asked_as_written
+    from chatbot.composer import asked_as_written as _asked_as_written
 
     asked = analyse_question("金山中学和南湖图书馆，哪个建成得更早？")
     searched = analyse_question("Which of the two, Jinshan Middle School or Nanhu Library, was built earlier?")

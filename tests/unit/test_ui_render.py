@@ -279,6 +279,7 @@ class ScriptedService:
         self.calls: list[dict] = []
         self.gate = type("Gate", (), {"active": 0})()
         self.llm = type("LLM", (), {"name": "scripted"})()
+        self.model_name = "scripted"
 
     def ask_stream(self, question: str, **kwargs: object) -> Iterator[object]:
         self.calls.append({"question": question, **kwargs})

@@ -11,7 +11,7 @@ from importlib import resources
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from chatbot.citations import MARKER
+from chatbot.markers import MARKER
 from chatbot.schemas import Answer
 from chatbot.ui.conversation import CitedPassage, Conversation, DocSummary
 from chatbot.ui.i18n import LANGUAGES, example_questions, t

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chatbot.text import cjk_count
+
 # Segment ends: a comma, semicolon or dash between words (English), or ，； (Chinese). The Chinese enumeration
 # comma 、 separates list items, not clauses; what follows a colon (a list, a quotation) stays with it.
 _BOUNDARY = re.compile(r"[,;](?=\s)|\s[–—]\s|[，；]")
@@ -61,7 +63,7 @@ def _segments(text: str) -> list[tuple[int, int]]:
 
 
 def _weak(text: str) -> bool:
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    cjk = cjk_count(text)
     if cjk > len(text) / 3:
         return cjk < MIN_CLAUSE_CJK
     return len(text) < MIN_CLAUSE_CHARS or len(text.split()) < 4
@@ -69,7 +71,7 @@ def _weak(text: str) -> bool:
 
 def _list_end(text: str) -> bool:
     """"and energy", "and financial test benchmarks": the last item of a list."""
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    cjk = cjk_count(text)
     if cjk > len(text) / 3:
         return bool(_CONJ.match(text)) and cjk < MIN_CLAUSE_CJK
     return bool(_CONJ.match(text)) and len(text.split()) <= 5
@@ -123,7 +125,7 @@ def sentence_head(text: str) -> tuple[int, int] | None:
 def _head(text: str) -> tuple[int, int] | None:
     for s, e in _segments(text)[:4]:
         piece = text[s:e]
-        cjk = sum(1 for ch in piece if "\u3400" <= ch <= "\u9fff")
+        cjk = cjk_count(piece)
         if cjk > len(piece) / 3:
             # Chinese: a short first segment names what the sentence is about ("青川水电站位于青川河中游，…").
             return (s, e) if len(piece) <= 15 else None

@@ -19,6 +19,7 @@ from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.names import name_runs
 from chatbot.query import Query
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
+from chatbot.text import cjk_count
 
 LEXICAL_WEIGHT = 0.15  # a question whose every word is in the text gains this much over its cosine
 SECONDARY_WEIGHT = 0.5  # the English embedder's cosine counts half of the multilingual one's
@@ -288,12 +289,12 @@ def _title_like(text: str) -> bool:
     """A heading ("Marlow Chess Club"): too short to state a fact, it only takes a place in the prompt."""
     if re.search(r"\d", text):
         return False
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    cjk = cjk_count(text)
     if cjk > len(text) / 3:
         return cjk < 8
     return len(text.split()) < 4
 
 
 def token_estimate(text: str) -> int:
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    cjk = cjk_count(text)
     return int(cjk * 0.8 + (len(text) - cjk) / 4) + 4

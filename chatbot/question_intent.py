@@ -14,6 +14,7 @@ from chatbot.keyword import tokenize
 from chatbot.markers import strip_markers
 from chatbot.names import names_in, quoted_terms
 from chatbot.numbers import extract_quantities
+from chatbot.text import CJK
 
 if TYPE_CHECKING:
     from chatbot.query import Query
@@ -97,7 +98,7 @@ def addresses_focus(query: Query, answer: str, passages: Sequence[str],
     words) is in the answer or its cited passages, or what the answer counts is close in meaning ("people" and
     "volunteers"); "How many people does it employ?" answered with a number of positions is not an answer."""
     focus, singular = focus_words(query.text)
-    if not focus or query.language != "en" or re.search(r"[\u3400-\u9fff]", answer):
+    if not focus or query.language != "en" or CJK.search(answer):
         return True
     if query.expects != "quantity":
         # Measured on the dev questions: for "which/what <noun>" the noun is as often paraphrased by a correct
@@ -171,7 +172,7 @@ def answers_question_type(question: str | Query, answer: str) -> bool:
         return False  # only the question's own words ("翠屏山天文台的台长是[1]。"): nothing was answered
     if query.expects in ("quantity", "date"):
         return bool(extract_quantities(text))
-    if query.expects in ("person", "name") and query.language == "en" and not re.search(r"[\u3400-\u9fff]", text):
+    if query.expects in ("person", "name") and query.language == "en" and not CJK.search(text):
         asked = query.text.lower()
         return any(not re.search(r"(?<![a-z])" + re.escape(n.lower()) + r"(?![a-z])", asked) for n in names_in(text))
     if query.expects == "choice" and query.options:

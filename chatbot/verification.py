@@ -32,6 +32,7 @@ from chatbot.names import QUOTED_TERM, name_runs, names_in, quoted_terms
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
 from chatbot.query import Query, as_query
 from chatbot.refusal_detection import is_refusal
+from chatbot.text import CJK, CJK_RUN, is_cjk
 
 NEGATION = re.compile(r"\b(not|rather than|instead of|no|never|but)\b|不是|而非|并非|而不是|并不|不|没有|并未", re.I)
 MAX_CONTIGUOUS_CITATION = 300  # a subject and its clause further apart than this are cited as two spans
@@ -224,7 +225,7 @@ def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
 def content_words(text: str) -> set[str]:
     """Latin content words of a sentence (stemmed), without numbers and Chinese."""
     words = {t for t in tokenize(text) if not t.replace(".", "").replace(",", "").isdigit()}
-    return {w for w in words if not ("\u3400" <= w[0] <= "\u9fff")}
+    return {w for w in words if not is_cjk(w[0])}
 
 
 def lexical_coverage(claim: str, passage: str) -> float:
@@ -255,7 +256,7 @@ def word_coverage(words: set[str], passage: str) -> float:
 
 def _adds_little(claim: str, query: Query) -> bool:
     """A Chinese claim whose Chinese words are (almost) all the question's: "上海电气聚焦的是“AI for engineering”方向"."""
-    cjk = {t for t in tokenize(claim) if "\u3400" <= t[0] <= "\u9fff"}
+    cjk = {t for t in tokenize(claim) if is_cjk(t[0])}
     return len(cjk - set(query.tokens)) <= 3
 
 
@@ -459,7 +460,7 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
                 order.setdefault(key, len(order) + 1)
                 keys.append(key)
         marks = "".join(f"[{order[k]}]" for k in dict.fromkeys(keys))
-        chinese = True if query.language == "zh" and re.search(r"[\u3400-\u9fff]", v.text) else None
+        chinese = True if query.language == "zh" and CJK.search(v.text) else None
         parts.append(attach(v.text, marks, chinese))
     used = [replace(spans[k], n=order[k]) for k in sorted(order, key=order.__getitem__)]
     return Verification(
@@ -587,7 +588,7 @@ def question_names_in_cited_documents(query: Query, answer: str, cited: list[Pas
 def _romanised_in(run: str, text: str) -> bool:
     """An English question's name written in pinyin ("Qingchuan", "Wang Liping") for a name a Chinese text writes
     in characters (青川, 王立平): the joined run, or one of its longer words, is the pinyin of a run of characters."""
-    if not re.search(r"[\u3400-\u9fff]", text):
+    if not CJK.search(text):
         return False
     pinyin = {t for t in bridge_tokens(text) if not t.startswith("#")}
     words = [w.lower() for w in run.split()]
@@ -663,7 +664,7 @@ def _overlapping(words: list[str], question: str) -> list[list[str]]:
 
     spans: list[tuple[int, int, str]] = []
     offset = 0
-    for run in re.findall(r"[\u3400-\u9fff]+", question):
+    for run in CJK_RUN.findall(question):
         syl = [x.lower() for x in lazy_pinyin(run)]
         for w in words:
             for i in range(len(syl)):

@@ -23,6 +23,7 @@ from chatbot.schemas import (
     Source,
     SourcesEvent,
 )
+from chatbot.text import CJK
 from chatbot.ui.conversation import ChatTurn, Conversation, apply_event, passage_around
 from chatbot.ui.handlers import ChatHandlers, feedback_settings
 from chatbot.ui.render import answer_runs, answer_segments, render_conversation, render_documents, render_reader
@@ -256,7 +257,7 @@ def test_chinese_interface_and_examples() -> None:
     page = soup(render_conversation(Conversation(), "zh"))
     assert "试试这些问题" in page.get_text()
     examples = [b["data-text"] for b in page.select(".cb-example")]
-    assert examples and all(any("\u4e00" <= ch <= "\u9fff" for ch in q) for q in examples)
+    assert examples and all(CJK.search(q) for q in examples)
     english = [b["data-text"] for b in soup(render_conversation(Conversation(), "en")).select(".cb-example")]
     assert english and english != examples
 

@@ -24,6 +24,9 @@ APPROX = ("about", "around", "approximately", "roughly", "nearly", "almost", "�
 GT_AFTER = ("以上", "多")
 LT_AFTER = ("以下", "以内")
 
+# Words that say how large a number is, not what it counts ("2 million people" counts people).
+NUMBER_WORDS = frozenset("million billion thousand trillion percent hundred dozen".split())
+
 _NUM = re.compile(
     r"(?P<num>\d+(?:,\d{3})*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|万亿|万|亿|千)?\s*(?P<pct>%|percent|per cent)?",
     re.IGNORECASE,
@@ -150,3 +153,13 @@ def chinese_number(q: Quantity) -> str:
         if abs(v) >= size and abs(v) >= 10 * size or (abs(v) >= size and (v / size) == int(v / size)):
             return f"{v / size:g}{unit}"
     return f"{v:g}"
+
+
+def is_digits(token: str) -> bool:
+    """A token written in digits ("49", "1,050,000", "1.05")."""
+    return token.replace(".", "").replace(",", "").isdigit()
+
+
+def is_numeric(token: str) -> bool:
+    """A token that is part of how a number is written: digits or a scale word ("million", "percent")."""
+    return is_digits(token) or token in NUMBER_WORDS

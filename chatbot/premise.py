@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
 from chatbot.names import name_runs, quote_spans
-from chatbot.numbers import Quantity, extract_quantities, same_value
+from chatbot.numbers import NUMBER_WORDS, Quantity, extract_quantities, is_digits, same_value
 from chatbot.query import Query
 from chatbot.verification import (
     PRONOUN_START,
@@ -26,6 +26,7 @@ from chatbot.verification import (
     number_context_supported,
     person_like,
     word_coverage,
+    words_around,
 )
 
 MIN_OVERLAP = 0.5  # share of the words around the question's number found around the documents' number
@@ -33,7 +34,6 @@ MIN_OVERLAP_COUNTED = 0.25  # the same, when both numbers count the same noun ("
 MIN_SIMILARITY_CROSS = 0.35  # a Chinese question and an English passage: multilingual cosine instead
 _UNITS_AFTER = re.compile(r"^\s*(percent|per cent|%)", re.I)
 _LABEL_BEFORE = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][a-z]+\s*$")
-_NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,14 @@ def _kind(text: str, q: Quantity) -> str:
 
 def _around(text: str, q: Quantity, before: int = 4, after: int = 3) -> tuple[set[str], list[str]]:
     """Content words just before and after a number (what it counts, whose it is); the words after, in order."""
-    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-before:]
-    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:after]
+    left, right = words_around(text, q, before, after)
     return set(left) | set(right), right
 
 
 def _adjacent(text: str, q: Quantity) -> set[str]:
     """The content words right before and right after a number: what a year dates ("profit in 2022", "the 2023
     conference")."""
-    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-1:]
-    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:1]
+    left, right = words_around(text, q, 1, 1)
     return set(left) | set(right)
 
 
@@ -79,9 +77,9 @@ def _counted(after: str) -> list[str]:
     """The words a number counts: up to three words after it, stopping at the next number."""
     out = []
     for t in tokenize(after)[:4]:
-        if t.replace(".", "").replace(",", "").isdigit():
+        if is_digits(t):
             break
-        if t not in _NUMBERISH:
+        if t not in NUMBER_WORDS:
             out.append(t)
     return out[:3]
 
@@ -95,12 +93,8 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
 
 def _counted_noun(after: str) -> str | None:
     """The word right after a number, as written (skipping "million" and the like): what it counts."""
-    found = [w for w in _WORD.findall(after[:40]) if w.lower() not in _NUMBERISH]
+    found = [w for w in _WORD.findall(after[:40]) if w.lower() not in NUMBER_WORDS]
     return found[0].lower() if found else None
-
-
-def _numeric(token: str) -> bool:
-    return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
 
 
 def _context(p: Passage) -> str:

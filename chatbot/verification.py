@@ -29,7 +29,7 @@ from chatbot.corpus import detect_language
 from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
 from chatbot.names import QUOTED_TERM, name_runs, names_in, quoted_terms
-from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
+from chatbot.numbers import Quantity, chinese_number, extract_quantities, is_digits, is_numeric, same_value
 from chatbot.query import Query, as_query
 from chatbot.refusal_detection import is_refusal
 from chatbot.text import CJK, CJK_RUN, is_cjk
@@ -89,18 +89,14 @@ def _latin(text: str) -> bool:
 
 _MONTH_NEAR = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
                          r"december)\b", re.I)
-_NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
 
 
-def _words_near(text: str, q: Quantity, before: int, after: int) -> set[str]:
-    """Stemmed content words within `before` words before and `after` words after a number in text."""
-    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-before:] if before else []
-    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:after] if after else []
-    return set(left) | set(right)
-
-
-def _numeric(token: str) -> bool:
-    return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
+def words_around(text: str, q: Quantity, before: int, after: int) -> tuple[list[str], list[str]]:
+    """Stemmed content words (no numbers) within `before` words before and `after` words after a number in text:
+    what it counts, whose it is. The words before, then the words after, each in order."""
+    left = [t for t in tokenize(text[: q.start]) if not is_numeric(t)][-before:] if before else []
+    right = [t for t in tokenize(text[q.end :]) if not is_numeric(t)][:after] if after else []
+    return left, right
 
 
 def acronym_matches(word: str, text: str) -> bool:
@@ -120,7 +116,8 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
     if re.fullmatch(r"(1[89]|20)\d\d", claim[q.start : q.end].strip()) or _MONTH_NEAR.search(
             claim[max(0, q.start - 12) : q.end + 12]):
         return True  # a year or a date says when, not what is counted
-    near = _words_near(claim, q, 4, 3)
+    left, right = words_around(claim, q, 4, 3)
+    near = set(left) | set(right)
     if not near:
         return True  # a bare "49." or "more than 30%"
     for p in extract_quantities(passage):
@@ -207,12 +204,12 @@ def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
     if more == less:
         return False
     negated = bool(NEGATION.search(claim[: q.start]))
-    unit = [t for t in tokenize(claim[q.end :]) if not _numeric(t)][:1]
+    unit = words_around(claim, q, 0, 1)[1]
     for text in passages:
         for p in extract_quantities(text):
             if p.percent != q.percent or same_value(p.value, q.value):
                 continue
-            if unit and unit != [t for t in tokenize(text[p.end :]) if not _numeric(t)][:1]:
+            if unit and unit != words_around(text, p, 0, 1)[1]:
                 continue  # "600 metres" compares with "640 metres", not with "two traffic lanes"
             if not number_context_supported(claim, q, text[: p.start] + claim[q.start : q.end] + text[p.end :]):
                 continue
@@ -224,7 +221,7 @@ def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
 
 def content_words(text: str) -> set[str]:
     """Latin content words of a sentence (stemmed), without numbers and Chinese."""
-    words = {t for t in tokenize(text) if not t.replace(".", "").replace(",", "").isdigit()}
+    words = {t for t in tokenize(text) if not is_digits(t)}
     return {w for w in words if not is_cjk(w[0])}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
-from chatbot.names import name_runs, quote_spans
+from chatbot.names import name_runs, person_like, quote_spans
 from chatbot.numbers import NUMBER_WORDS, Quantity, extract_quantities, is_digits, same_value
 from chatbot.query import Query
 from chatbot.verification import (
@@ -24,7 +24,6 @@ from chatbot.verification import (
     has_word,
     named_before,
     number_context_supported,
-    person_like,
     word_coverage,
     words_around,
 )

@@ -28,7 +28,7 @@ from chatbot.clauses import split_clauses
 from chatbot.corpus import detect_language
 from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
-from chatbot.names import QUOTED_TERM, name_runs, names_in, quoted_terms
+from chatbot.names import QUOTED_TERM, name_runs, names_in, person_like, quoted_terms
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, is_digits, is_numeric, same_value
 from chatbot.query import Query, as_query
 from chatbot.refusal_detection import is_refusal
@@ -706,12 +706,6 @@ def named_before(p: Passage, run: str, document_text: Callable[[str], str | None
         if any(person_like(other) for other in name_runs(sentence)):
             return False
     return False
-
-
-def person_like(run: str) -> bool:
-    """Two or three short capitalised words: a person's name in pinyin ("Lin Mei", "Cheng Peng")."""
-    words = run.split()
-    return 2 <= len(words) <= 3 and all(w[:1].isupper() and w[1:].islower() and len(w) <= 6 for w in words)
 
 
 def has_word(text: str, word: str) -> bool:

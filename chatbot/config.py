@@ -65,16 +65,7 @@ class Settings(BaseSettings):
     candidate_k: int = 12
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
-    # An answer that verification refuses (or that the model refuses) is tried once more with the next-best
-    # evidence sentences (those not shown the first time); one more LLM call, only for refusals. Off: measured on
-    # dev it answered 1 more question right and 3 unanswerable ones wrongly (README "Speed levers, measured")
-    second_try: bool = False
     evidence_token_budget: int = 340
-    # What the model reads: "sentence" (the best sentences whole) or "trimmed" (cut to their first clause and the
-    # clauses that match the question: shorter prompts, measured less accurate). Citations are clauses either way.
-    evidence_unit: Literal["sentence", "trimmed"] = "sentence"
-    evidence_trimmed_budget: int = 240  # prompt tokens for evidence_sentences trimmed sentences
-    clause_sentences: int = 6  # best sentences split into clauses and scored ("trimmed")
     relevance_floor: float = 0.21  # multilingual (USE) cosine
     relevance_floor_english: float = 0.33  # MiniLM cosine, English questions
     relevance_min_word_share: float = 0.45
@@ -83,6 +74,26 @@ class Settings(BaseSettings):
     min_semantic_support: float = 0.5
     min_semantic_support_cross: float = 0.3
     keyword_weight: float = 1.0
+    # A chunk or evidence sentence that contains a term the question quotes ("All in AI") gets this added to its
+    # score: more than any fused rank score and any cosine, so the question's quoted term is asked about word for word.
+    quoted_bonus: float = 1.0
+    lexical_weight: float = 0.15  # an evidence sentence with every word of the question gains this much over its cosine
+    secondary_embedder_weight: float = 0.5  # the English embedder's sentence cosine counts half of the multilingual one's
+
+    # Checks of an answer (verification.py, premise.py, question_intent.py)
+    max_contiguous_citation: int = 300  # characters: a subject and its clause further apart are cited as two spans
+    referent_sentences: int = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer
+    # A false premise: share of the words around the question's number found around the documents' number
+    premise_min_overlap: float = 0.5
+    premise_min_overlap_counted: float = 0.25  # the same, when both numbers count a noun ("25 stations", "17 stations")
+    premise_min_similarity_cross: float = 0.35  # a Chinese question and an English passage: multilingual cosine instead
+    # Two counted nouns name the same thing when their multilingual cosine reaches this: synonyms score 0.88-0.93
+    # there (enterprises/companies, staff/employees, firms/companies), different things at most 0.68 (beds/rooms,
+    # employees/companies 0.52, enterprises/people 0.27).
+    same_noun_similarity: float = 0.8
+    # Multilingual cosine of two counted nouns that name the same kind ("people", "volunteers"): a "how many <noun>"
+    # answer that counts something this close to the noun answers the question.
+    focus_similarity: float = 0.45
 
     # Generation
     llm_backend: Literal["local", "hosted"] = "local"
@@ -90,8 +101,6 @@ class Settings(BaseSettings):
     llm_threads: int = 2
     llm_context: int = 4096
     max_answer_tokens: int = 100
-    # Chinese questions: "direct" (the model answers in Chinese) or "translate" (answer in English, then translate)
-    chinese_answers: Literal["direct", "translate"] = "direct"
     answer_cache_size: int = 2000  # verified answers kept for repeated questions (0: no cache)
     query_translation: bool = True  # also search a Chinese question in English when English documents are indexed
     prefix_state: bool = True  # save the fixed prompt prefix's evaluated state in cache_dir/kv, load it at start
@@ -105,6 +114,11 @@ class Settings(BaseSettings):
     hosted_backoff_max_s: float = 8.0  # longest wait between tries; a longer Retry-After is not waited for
     hosted_concurrency: int = 4  # generations sent to a hosted endpoint at once
     extractive_quotes: int = 2  # evidence sentences quoted when the LLM does not answer
+    # Quotes after the best one, when the LLM did not answer, score at least this share of its score: measured on the
+    # corpus, the sentences below it were about something else than the question (Shanghai Electric's computing
+    # power quoted for China Taiping's model).
+    extractive_min_share: float = 0.8
+    distinctive_share: float = 0.25  # a one-word name in at most this share of the indexed chunks names something particular
 
     # Serving
     host: str = "127.0.0.1"
@@ -149,3 +163,8 @@ def display_path(path: Path) -> str:
         return str(path.relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
+
+
+# The defaults alone (no environment, no TOML file): the default of a stage's threshold argument, so a stage
+# called without one behaves as in a deployment that configures nothing. Callers pass their Settings' values.
+DEFAULTS = Settings.model_construct()

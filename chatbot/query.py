@@ -39,7 +39,3 @@ def analyse_question(text: str) -> Query:
         options=choice_options(text),
         quoted=quoted_terms(text),
     )
-
-
-def as_query(question: str | Query) -> Query:
-    return question if isinstance(question, Query) else analyse_question(question)

@@ -25,17 +25,17 @@ import numpy as np
 
 from chatbot.chunking import split_sentences
 from chatbot.clauses import split_clauses
+from chatbot.config import DEFAULTS
 from chatbot.corpus import detect_language
 from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
 from chatbot.names import QUOTED_TERM, name_runs, names_in, person_like, quoted_terms
 from chatbot.numbers import Quantity, chinese_number, extract_quantities, is_digits, is_numeric, same_value
-from chatbot.query import Query, as_query
+from chatbot.query import Query
 from chatbot.refusal_detection import is_refusal
 from chatbot.text import CJK, CJK_RUN, is_cjk
 
 NEGATION = re.compile(r"\b(not|rather than|instead of|no|never|but)\b|不是|而非|并非|而不是|并不|不|没有|并未", re.I)
-MAX_CONTIGUOUS_CITATION = 300  # a subject and its clause further apart than this are cited as two spans
 
 
 @dataclass
@@ -133,10 +133,9 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
     return False
 
 
-def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
+def check_facts(claim: str, passages: list[str], query: Query) -> str:
     """'' when every number and name in the claim is in the passages, each number describing the same thing;
     otherwise what is wrong."""
-    query = as_query(question)
     joined = " ".join(passages)
     negated = bool(NEGATION.search(claim))
     q_values = [q.value for q in query.quantities]
@@ -257,10 +256,9 @@ def _adds_little(claim: str, query: Query) -> bool:
     return len(cjk - set(query.tokens)) <= 3
 
 
-def restates(claim: str, question: str | Query) -> bool:
+def restates(claim: str, query: Query) -> bool:
     """Every content word, number and name of the claim is already in the question: nothing was answered.
     A yes/no or either-or question is answered by words it already contains."""
-    query = as_query(question)
     if query.expects in ("yesno", "choice"):
         return False
     if detect_language(claim) != "en" or query.language != "en":
@@ -320,14 +318,16 @@ def has_checkable_fact(claim: str) -> bool:
 def verify_citations(
     answer: str,
     passages: list[Passage],
-    question: str | Query,
+    query: Query,
     similarity: Similarity,
     *,
-    min_lexical: float = 0.6,
-    min_similarity: float = 0.5,
-    min_similarity_cross: float = 0.3,
+    min_lexical: float = DEFAULTS.min_lexical_support,
+    min_similarity: float = DEFAULTS.min_semantic_support,
+    min_similarity_cross: float = DEFAULTS.min_semantic_support_cross,
+    max_contiguous_citation: int = DEFAULTS.max_contiguous_citation,
 ) -> Verification:
-    query = as_query(question)
+    """The answer's sentences checked against the passages they cite (see the module docstring); the thresholds
+    are settings (min_lexical_support, min_semantic_support, min_semantic_support_cross, max_contiguous_citation)."""
     if is_refusal(answer):
         return Verification(answer="", passages=[], refused=True)
     claims = parse_answer(answer)
@@ -417,7 +417,7 @@ def verify_citations(
                                              reason=f"re-attributed: {reason}"))
         else:
             verified.append(VerifiedSentence(claim.text, [], claim.markers, False, reason=reason))
-    return _renumber(verified, by_n, query, similarity)
+    return _renumber(verified, by_n, query, similarity, max_contiguous_citation)
 
 
 def _cite_options(claim: str, cited: list[int], passages: list[Passage], query: Query) -> list[int]:
@@ -441,7 +441,8 @@ def _cite_options(claim: str, cited: list[int], passages: list[Passage], query: 
 
 
 def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query: Query,
-              similarity: Similarity | None = None) -> Verification:
+              similarity: Similarity | None = None,
+              max_contiguous: int = DEFAULTS.max_contiguous_citation) -> Verification:
     """Number the cited spans 1..m in order of first citation and put the markers into the sentences."""
     order: dict[tuple[int, int, int], int] = {}
     spans: dict[tuple[int, int, int], Passage] = {}
@@ -451,7 +452,7 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
             continue
         keys = []
         for n in v.cited:
-            for span in cited_spans(v.text, by_n[n], query, similarity):
+            for span in cited_spans(v.text, by_n[n], query, similarity, max_contiguous):
                 key = (n, span.start, span.end)
                 spans.setdefault(key, span)
                 order.setdefault(key, len(order) + 1)
@@ -466,11 +467,13 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
     )
 
 
-def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | None = None) -> list[Passage]:
+def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | None = None,
+                max_contiguous: int = DEFAULTS.max_contiguous_citation) -> list[Passage]:
     """The span(s) to cite for a claim supported by passage p: the fewest consecutive clauses of p that hold the
-    claim's new names and its numbers and the clause that says the rest in other words; clauses far apart are
-    cited separately. A claim that needs the sentence's subject (shown before a clause) cites it too."""
-    spans = _narrow(claim, p, query, similarity)
+    claim's new names and its numbers and the clause that says the rest in other words; clauses further apart
+    than `max_contiguous` characters are cited separately. A claim that needs the sentence's subject (shown
+    before a clause) cites it too."""
+    spans = _narrow(claim, p, query, similarity, max_contiguous)
     if len(spans) > 1:
         return [_plain(x) for x in spans]
     p = spans[0]
@@ -485,7 +488,7 @@ def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | N
     if not head_facts:
         return [_plain(p)]
     head = replace(_plain(p), start=p.head_start, end=p.head_end, text=p.head_text)
-    if p.end - p.head_start <= MAX_CONTIGUOUS_CITATION and p.context_start is not None and p.context_text:
+    if p.end - p.head_start <= max_contiguous and p.context_start is not None and p.context_text:
         wide = p.context_text[p.head_start - p.context_start : p.end - p.context_start]
         return [replace(_plain(p), start=p.head_start, text=wide)]
     return [head, _plain(p)]
@@ -495,7 +498,8 @@ def _plain(p: Passage) -> Passage:
     return replace(p, prompt_text="", head_start=None, head_end=None, head_text="", clauses=[])
 
 
-def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None = None) -> list[Passage]:
+def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None,
+            max_contiguous: int) -> list[Passage]:
     """p cut down to the clauses that hold the claim's facts (one span, or one per clause when far apart)."""
     if len(p.clauses) < 2:
         return [p]
@@ -529,7 +533,7 @@ def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None 
         runs = [(p.clauses[j][1] - p.clauses[i][0], i, j) for i in range(len(texts)) for j in range(i, len(texts))
                 if set().union(*per_clause[i : j + 1]) >= wanted]
         length, lo, hi = min(runs)
-        if length > MAX_CONTIGUOUS_CITATION and hi > lo:
+        if length > max_contiguous and hi > lo:
             picked: list[int] = []
             left = set(wanted)
             while left:  # the fewest clauses that hold every fact, each cited on its own
@@ -596,7 +600,8 @@ _ACRONYM = re.compile(r"[A-Z0-9+&-]*[A-Z][A-Z0-9+&-]*[A-Z][A-Za-z0-9+&-]*")  # t
 
 
 def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str,
-                            document_text: Callable[[str], str | None] | None = None) -> bool:
+                            document_text: Callable[[str], str | None] | None = None, *,
+                            referent_sentences: int = DEFAULTS.referent_sentences) -> bool:
     """A person the question asks about, when the answer speaks of them or puts another person in their place,
     must be in the sentences the answer cites: "Cheng Peng said …" citing a sentence about someone else, or "He
     Qing said …" to "What did Cheng Peng say?", does not answer the question. A name the answer explicitly denies
@@ -616,7 +621,7 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
         if NEGATION.search(text) and has_word(text, run):
             continue
         if anonymous and document_text is not None and _speaks_of_asked(query, run, contexts) and any(
-                named_before(p, run, document_text) for p in cited):
+                named_before(p, run, document_text, referent_sentences) for p in cited):
             continue
         return False
     return True
@@ -624,7 +629,8 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
 
 def chinese_question_names_grounded(query: Query, cited: list[Passage], known: str,
                                     document_text: Callable[[str], str | None] | None = None,
-                                    distinctive: Callable[[str], bool] | None = None) -> bool:
+                                    distinctive: Callable[[str], bool] | None = None, *,
+                                    referent_sentences: int = DEFAULTS.referent_sentences) -> bool:
     """The Chinese question's counterpart of question_names_grounded: a name it writes in characters whose pinyin
     is a two-word name of the retrieved English text (国泰君安 -> Guotai Junan, 贺青 -> He Qing) is what the
     question asks about, so the cited sentences must name it too, or begin with a pronoun after a sentence that
@@ -649,7 +655,8 @@ def chinese_question_names_grounded(query: Query, cited: list[Passage], known: s
         if has_word(contexts, name):
             return True
         return document_text is not None and any(PRONOUN_START.match(p.context_text or p.text)
-                                                 and named_before(p, name, document_text) for p in cited)
+                                                 and named_before(p, name, document_text, referent_sentences)
+                                                 for p in cited)
 
     return all(any(named(name) for name in group) for group in groups)
 
@@ -690,16 +697,14 @@ def _speaks_of_asked(query: Query, run: str, contexts: str) -> bool:
     return not asked or word_coverage(asked, contexts) > 0
 
 
-REFERENT_SENTENCES = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer
-
-
-def named_before(p: Passage, run: str, document_text: Callable[[str], str | None]) -> bool:
-    """Is `run` what p's sentence refers back to: named in one of the few sentences before it in its document,
-    with no other person named in between?"""
+def named_before(p: Passage, run: str, document_text: Callable[[str], str | None],
+                 referent_sentences: int = DEFAULTS.referent_sentences) -> bool:
+    """Is `run` what p's sentence refers back to: named in one of the `referent_sentences` sentences before it in
+    its document, with no other person named in between?"""
     at = p.context_start if p.context_start is not None else p.start
     text = document_text(p.doc_id) or ""
     window = text[max(0, at - 1500) : at]
-    for span in reversed(split_sentences(window)[-REFERENT_SENTENCES:]):
+    for span in reversed(split_sentences(window)[-referent_sentences:]):
         sentence = window[span.start : span.end]
         if has_word(sentence, run):
             return True

@@ -15,6 +15,7 @@ from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.gate import GenerationGate
 from chatbot.ingest import build_index
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
 from tests.fakes import FakeEmbedder, ScriptedLLM
@@ -35,7 +36,7 @@ class FakeIndex:
 
     def evidence_number(self, question: str, needle: str) -> int:
         """The [n] the prompt gives the evidence sentence containing `needle`."""
-        evidence = self.retriever.retrieve(question).evidence
+        evidence = self.retriever.retrieve(analyse_question(question)).evidence
         return next(i for i, e in enumerate(evidence, 1) if needle in e.text)
 
 

@@ -35,7 +35,7 @@ def service_factory(tmp_path: Path, corpus_dir: Path):
 def test_cited_answer_points_at_the_exact_document_span(service_factory):
     service, llm, doc = service_factory()
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
-    first = service.retriever.retrieve(question).evidence
+    first = service.retriever.retrieve(analyse_question(question)).evidence
     n = next(i for i, e in enumerate(first, 1) if "11 municipal" in e.text)
     llm.replies.append(f"Representatives from 11 municipal state-owned enterprises jointly launched it [{n}].")
     answer = service.ask(question, id="q1")
@@ -89,7 +89,7 @@ def test_missing_index_is_a_clear_error_before_models_load(tmp_path):
 def test_stream_events_come_in_order_and_the_answer_replaces_the_drafts(service_factory):
     service, llm, _ = service_factory()
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 municipal" in e.text)
     llm.replies.append(f"Representatives from 11 municipal state-owned enterprises jointly launched it [{n}].")
     events = list(service.ask_stream(question))
@@ -237,7 +237,7 @@ def test_closing_a_stream_midway_frees_the_model(service_factory):
 
 
 def _numbered(service, question, needle):
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     return next(i for i, e in enumerate(evidence, 1) if needle in e.text), evidence
 
 
@@ -293,7 +293,7 @@ def test_a_question_with_a_number_the_documents_do_not_discuss_is_refused_not_qu
 def test_a_number_about_something_else_is_not_an_answer(service_factory):
     service, llm, _ = service_factory()
     question = "How many people does China Taiping employ?"
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     n = next((i for i, e in enumerate(evidence, 1) if "49 companies" in e.text), 1)
     llm.replies.append(f"China Taiping employs 49 people [{n}].")
     assert service.ask(question).refused
@@ -375,41 +375,7 @@ def test_a_chinese_false_premise_is_corrected_in_the_users_own_words(service_fac
     assert "11 Taiping digital labor positions" in a.citations[0].text
 
 
-def _sentence_keys(passages):  # noqa: ANN001, ANN202
-    return frozenset((e.doc_id, e.context_start if e.context_start is not None else e.start) for e in passages)
-
-
-def test_a_refused_answer_is_tried_again_with_the_next_best_evidence(service_factory):
-    # One sentence a prompt: the next one is the second best.
-    service, llm, doc = service_factory(evidence_sentences=1, second_try=True)
-    question = "What is Shanghai Electric doing in AI?"
-    first = service.retriever.retrieve(question).evidence
-    second = service.retriever.retrieve(question, skip_evidence=_sentence_keys(first)).evidence
-    assert len(first) == len(second) == 1 and first[0].start != second[0].start
-    # The first draft states what its source does not say; the second quotes the second-best sentence.
-    quoted = second[0].text.split(",")[0]
-    llm.replies += ["Shanghai Electric sells 40 robots to banks [1].", f"{quoted} [1]."]
-    a = service.ask(question)
-    assert not a.refused, a
-    assert len(llm.prompts) == 2
-    assert first[0].text[:60] in llm.prompts[0][-1]["content"]
-    assert first[0].text[:60] not in llm.prompts[1][-1]["content"] and second[0].text[:60] in llm.prompts[1][-1]["content"]
-    assert a.answer == f"{quoted} [1]."
-    c = a.citations[0]
-    assert doc[c.start : c.end] == c.text and second[0].start <= c.start < c.end <= second[0].end
-    assert "second_try" in a.timings_ms
-
-
-def test_a_second_refusal_keeps_the_first_answers_unsupported_sentence(service_factory):
-    service, llm, _ = service_factory("China Taiping spent 7 billion yuan on the model [1].",
-                                      "China Taiping spent 9 billion yuan on the model [1].", second_try=True)
-    a = service.ask("How much did China Taiping spend on its insurance large model?")
-    assert a.refused and a.citations == [] and len(llm.prompts) == 2
-    assert a.unsupported == ["China Taiping spent 7 billion yuan on the model."]
-
-
-def test_the_second_try_is_off_by_default(service_factory):
-    assert Settings().second_try is False
+def test_a_refused_answer_is_not_asked_again(service_factory):
     service, llm, _ = service_factory("China Taiping spent 7 billion yuan on the model [1].")
     assert service.ask("How much did China Taiping spend on its insurance large model?").refused
     assert len(llm.prompts) == 1

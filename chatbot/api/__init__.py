@@ -29,7 +29,7 @@ from chatbot.errors import ChatbotError
 from chatbot.schemas import StreamEvent
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
 
 
 def install_api(app: FastAPI, state: AppState) -> None:

@@ -28,7 +28,7 @@ from chatbot.retrieval import DocInfo
 from chatbot.schemas import Answer, AnswerEvent, ErrorEvent, StreamEvent
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
     from chatbot.service import ChatService
 
 

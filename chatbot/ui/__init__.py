@@ -20,7 +20,7 @@ from chatbot.ui.render import (
 )
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
 
 # Runs in the browser on page load: the interface follows the browser's language until the user switches.
 BROWSER_LANGUAGE_JS = "() => ((navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en')"

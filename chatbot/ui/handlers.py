@@ -18,7 +18,7 @@ from chatbot.ui.i18n import t
 from chatbot.ui.render import render_conversation, render_documents, render_reader
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
 
 log = logging.getLogger(__name__)
 

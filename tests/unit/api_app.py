@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from chatbot.app import AppState, create_app
+from chatbot.app import create_app
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.gate import GenerationGate
@@ -18,6 +18,7 @@ from chatbot.ingest import build_index
 from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
+from chatbot.state import AppState
 from tests.fakes import FakeEmbedder, ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[2]

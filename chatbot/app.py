@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         if state.ready:
             service = state.service
             return JSONResponse({"status": "ready", "documents": len(service.retriever.documents),
-                                 "llm": getattr(service.llm, "name", ""), "generating": service.gate.active,
+                                 "llm": service.llm.name, "generating": service.gate.active,
                                  "waiting": service.gate.waiting, "worker": os.getpid()})
         if state.load_error is not None:
             return JSONResponse({"status": "failed", "code": state.load_error.code,

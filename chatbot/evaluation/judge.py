@@ -30,5 +30,5 @@ def judge_run(llm: LLM, records: list[QuestionRecord], system: str) -> Judged:
     return Judged(
         correctness=round(correct / n, 4) if n else None,
         faithfulness=round(faithful / n_faithful, 4) if n_faithful else None,
-        note=f"judged by the LLM ({getattr(llm, 'name', 'llm')}), not measured; never used by the gate",
+        note=f"judged by the LLM ({llm.name}), not measured; never used by the gate",
     )

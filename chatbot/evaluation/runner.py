@@ -282,7 +282,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     systems = ["chatbot"] + (["baseline"] if baseline is not None else [])
     info = run_info(args, settings, gold_path, conv_path, len(items), len(conversations),
-                    getattr(service.llm, "name", ""))
+                    service.llm.name)
     report = Report(run=info, questions=records, conversations=conv_records,
                     baseline_setup=baseline.setup() if baseline is not None else [],
                     systems={s: summarise(items, records, conversations, conv_records, s) for s in systems})

@@ -149,7 +149,7 @@ class ChatHandlers:
         return conversation, render_conversation(conversation, lang)
 
     def record_feedback(self, answer: Answer, rating: int, comment: str, *, source: str) -> int | None:
-        llm_name = getattr(self.state.service.llm, "name", "") if self.state.ready else ""
+        llm_name = self.state.service.llm.name if self.state.ready else ""
         try:
             return self.state.db.add_feedback(answer, rating, comment, source=source,
                                               settings=feedback_settings(self.state.settings, str(llm_name)))
@@ -219,7 +219,7 @@ class ChatHandlers:
             feedback_id = self.state.db.add_feedback(
                 parsed, rating, comment or "", source="gradio_api",
                 settings=feedback_settings(self.state.settings,
-                                           str(getattr(self.state.service.llm, "name", "")) if self.state.ready else ""))
+                                           self.state.service.llm.name if self.state.ready else ""))
         except ValidationError:
             raise gr.Error("answer must be the object /ask returned.", print_exception=False) from None
         except ChatbotError as exc:

@@ -307,9 +307,10 @@ def test_a_chinese_question_is_searched_in_english_and_answered_in_chinese(servi
     searched = []
     retrieve = service.retriever.retrieve
 
-    def spy(question, **kwargs):  # the fake embedders cannot match Chinese to English: search the translation
+    def spy(query, **kwargs):  # the fake embedders cannot match Chinese to English: search the translation
         searched.append(kwargs.get("translation"))
-        return retrieve(kwargs.pop("translation") or question, **kwargs)
+        translation = kwargs.pop("translation")
+        return retrieve(analyse_question(translation) if translation else query, **kwargs)
 
     service.retriever.retrieve = spy
     question = "中国太平构建了多少个数字员工岗位？"
@@ -347,7 +348,12 @@ def search_the_translation(service, english: str):  # noqa: ANN001, ANN201
     to English. Returns the original retrieve function."""
     service.translator = ScriptedLLM(english)
     retrieve = service.retriever.retrieve
-    service.retriever.retrieve = lambda question, **kw: retrieve(kw.pop("translation") or question, **kw)
+
+    def search(query, **kw):  # noqa: ANN001, ANN003, ANN202
+        translation = kw.pop("translation")
+        return retrieve(analyse_question(translation) if translation else query, **kw)
+
+    service.retriever.retrieve = search
     return retrieve
 
 
@@ -355,7 +361,7 @@ def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_on
     service, llm, _ = service_factory()
     english = "How many digital labor positions did China Taiping construct?"
     retrieve = search_the_translation(service, english)
-    evidence = retrieve(english).evidence
+    evidence = retrieve(analyse_question(english)).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 Taiping digital labor positions" in e.text)
     llm.replies += [f"中国太平构建了11个Taiping digital labor positions[{n}].",
                     f"Taiping constructed 11 digital labor positions [{n}]."]

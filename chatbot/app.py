@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         state.start_loading()
         yield
 
-    app = FastAPI(title="Shanghai SOE AI+ Initiative Q&A", version="1.0",
+    app = FastAPI(title=f"{settings.title['en']} Q&A", version="1.0",
                   description="Cited answers from the indexed documents, offline.", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.chat = state

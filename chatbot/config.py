@@ -135,6 +135,34 @@ class Settings(BaseSettings):
     max_question_chars: int = 1000
     max_history_chars: int = 8000
 
+    # Branding: what the chat, the API documentation and the widget call this deployment, per interface language
+    # ("en", "zh"; English where a language is missing). As JSON in the environment: CHATBOT_TITLE='{"en": "…"}'.
+    # The chat's header and page title, and the API documentation's title ("… Q&A")
+    title: dict[str, str] = {"en": "Shanghai SOE AI+ Initiative", "zh": "上海国资国企 AI+ 行动倡议"}
+    subtitle: dict[str, str] = {  # under the title in the chat header
+        "en": "Ask the documents in English or Chinese. Every sentence of an answer cites the passage it comes "
+              "from; sentences no passage supports are removed.",
+        "zh": "可用中文或英文向文件提问。答案的每一句都标注出处；没有原文支持的句子会被删除。",
+    }
+    brand_mark: str = "AI+"  # the short badge before the title in the chat header
+    # Offered to a first-time user in the empty chat: questions the indexed documents answer
+    example_questions: dict[str, list[str]] = {
+        "en": [
+            "What is the Shanghai SOE AI+ Action Initiative?",
+            "Who launched the initiative, and when?",
+            "What is China Taiping doing with large models?",
+            "What is the Airport Group building with AI?",
+        ],
+        "zh": [
+            "上海国资国企AI+行动倡议的主要内容是什么？",
+            "这项倡议是由谁发起的？",
+            "上海电气在人工智能方面做了哪些工作？",
+            "上汽集团如何使用大模型？",
+        ],
+    }
+    # The embeddable widget's header (a page's data-title attribute still wins)
+    widget_title: dict[str, str] = {"en": "Ask the AI+ Initiative documents", "zh": "上海国资国企 AI+ 文件问答"}
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> Any:

@@ -30,7 +30,7 @@ from chatbot.corpus import detect_language
 from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
 from chatbot.names import QUOTED_TERM, name_runs, names_in, person_like, quoted_terms
-from chatbot.numbers import Quantity, chinese_number, extract_quantities, is_digits, is_numeric, same_value
+from chatbot.numbers import MONTH, Quantity, chinese_number, extract_quantities, is_digits, is_numeric, same_value
 from chatbot.query import Query
 from chatbot.refusal_detection import is_refusal
 from chatbot.text import CJK, CJK_RUN, is_cjk
@@ -87,10 +87,6 @@ def _latin(text: str) -> bool:
     return detect_language(text) == "en"
 
 
-_MONTH_NEAR = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
-                         r"december)\b", re.I)
-
-
 def words_around(text: str, q: Quantity, before: int, after: int) -> tuple[list[str], list[str]]:
     """Stemmed content words (no numbers) within `before` words before and `after` words after a number in text:
     what it counts, whose it is. The words before, then the words after, each in order."""
@@ -113,7 +109,7 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
     the claim's number (what is counted, whose it is) must meet the words around it in the passage."""
     if not (_latin(claim) and _latin(passage)):
         return True  # across languages only the value is compared (the meaning check covers the rest)
-    if re.fullmatch(r"(1[89]|20)\d\d", claim[q.start : q.end].strip()) or _MONTH_NEAR.search(
+    if re.fullmatch(r"(1[89]|20)\d\d", claim[q.start : q.end].strip()) or MONTH.search(
             claim[max(0, q.start - 12) : q.end + 12]):
         return True  # a year or a date says when, not what is counted
     left, right = words_around(claim, q, 4, 3)

@@ -41,6 +41,7 @@ from chatbot.chunking import chunk_document, split_sentences  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embeddings import Embedders, load_embedders  # noqa: E402
 from chatbot.ingest import build_index  # noqa: E402
+from chatbot.query import analyse_question  # noqa: E402
 from chatbot.retrieval import HybridRetriever  # noqa: E402
 from chatbot.schemas import Document  # noqa: E402
 
@@ -111,11 +112,11 @@ def measure_retrieval(settings: Settings, embedders: Embedders, questions: list[
     retriever = HybridRetriever(settings, embedders)
     load_s = time.perf_counter() - t
     for q in questions[:5] + questions[-5:]:  # warm caches (and load the pinyin tables a Chinese question needs)
-        retriever.retrieve(q)
+        retriever.retrieve(analyse_question(q))
     total, search = [], []
     for q in questions:
         t = time.perf_counter()
-        got = retriever.retrieve(q)
+        got = retriever.retrieve(analyse_question(q))
         total.append((time.perf_counter() - t) * 1000)
         search.append(got.timings_ms.get("search", 0.0))
     return {"load_s": load_s, "total_ms": percentiles(total), "search_ms": percentiles(search)}

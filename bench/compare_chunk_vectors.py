@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embeddings import load_embedders  # noqa: E402
 from chatbot.ingest import build_index  # noqa: E402
+from chatbot.query import analyse_question  # noqa: E402
 from chatbot.retrieval import HybridRetriever  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def main() -> int:
                 retriever = HybridRetriever(s, embedders)
                 rows = []
                 for g in questions:
-                    got = retriever.retrieve(g["question"])
+                    got = retriever.retrieve(analyse_question(g["question"]))
                     ev = g.get("evidence") or []
                     rows.append({"id": g["id"], "answerable": bool(ev), "relevant": got.relevant,
                                  "chunks": [c.chunk.chunk_id for c in got.chunks],

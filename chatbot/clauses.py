@@ -6,16 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chatbot.text import cjk_count
+
 # Segment ends: a comma, semicolon or dash between words (English), or ，； (Chinese). The Chinese enumeration
 # comma 、 separates list items, not clauses; what follows a colon (a list, a quotation) stays with it.
 _BOUNDARY = re.compile(r"[,;](?=\s)|\s[–—]\s|[，；]")
 _COLON = re.compile(r"[:：]")
 _OPEN, _CLOSE = "“(（「『《[\"", "”)）」』》]\""
 _CONJ = re.compile(r"^(and|or|but|as well as|along with|together with|以及|及|和|与|并|或)\b", re.I)
-_AUX = re.compile(r"^(is|are|was|were|has|have|had|will|would|can|could|may|might|shall|should|must|does|do|did)$")
-_LEADING = re.compile(r"^(on|in|at|by|for|from|with|after|before|during|since|under|over|through|to|as|according|"
-                      r"focusing|following|besides|beyond|among|amid|despite|in addition|to date|recently|today|"
-                      r"meanwhile|however|moreover|furthermore|also)\b", re.I)
 MIN_CLAUSE_CHARS = 25  # a shorter segment is a list item or a leading phrase: it joins a neighbour
 MIN_CLAUSE_CJK = 10
 
@@ -61,7 +59,7 @@ def _segments(text: str) -> list[tuple[int, int]]:
 
 
 def _weak(text: str) -> bool:
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    cjk = cjk_count(text)
     if cjk > len(text) / 3:
         return cjk < MIN_CLAUSE_CJK
     return len(text) < MIN_CLAUSE_CHARS or len(text.split()) < 4
@@ -69,7 +67,7 @@ def _weak(text: str) -> bool:
 
 def _list_end(text: str) -> bool:
     """"and energy", "and financial test benchmarks": the last item of a list."""
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    cjk = cjk_count(text)
     if cjk > len(text) / 3:
         return bool(_CONJ.match(text)) and cjk < MIN_CLAUSE_CJK
     return bool(_CONJ.match(text)) and len(text.split()) <= 5
@@ -105,46 +103,3 @@ def split_clauses(text: str, offset: int = 0) -> list[Clause]:
         else:
             out.append(pending)
     return [Clause(offset + s, offset + e) for s, e in out]
-
-
-def sentence_head(text: str) -> tuple[int, int] | None:
-    """The span of the sentence's subject ("The Airport Group" in "The Airport Group is building …"), found
-    after any leading phrase ("On July 6th, …", "Focusing on …, …"); None when no short subject is found.
-    A subject has no digits: "The renovation cost 14 million dollars" has no subject this finds."""
-    span = _head(text)
-    if span is None:
-        return None
-    head = text[span[0] : span[1]]
-    if re.search(r"\d", head) or not set(head.lower().split()) - {"the", "a", "an", "this", "that", "its", "their"}:
-        return None
-    return span
-
-
-def _head(text: str) -> tuple[int, int] | None:
-    for s, e in _segments(text)[:4]:
-        piece = text[s:e]
-        cjk = sum(1 for ch in piece if "\u3400" <= ch <= "\u9fff")
-        if cjk > len(piece) / 3:
-            # Chinese: a short first segment names what the sentence is about ("青川水电站位于青川河中游，…").
-            return (s, e) if len(piece) <= 15 else None
-        if _LEADING.match(piece):
-            continue
-        words = list(re.finditer(r"\S+", piece))
-        if not words:
-            continue
-        aux = next((i for i, w in enumerate(words[:12]) if i and _AUX.match(w.group(0).lower())), None)
-        # A verb in -s/-ed ("SAIC Group uses", "The plant uses") right after a capitalised subject; further on,
-        # such a word is as likely a plural noun ("state-owned assets and … enterprises are").
-        verb = next((i for i, w in enumerate(words[:5]) if i and piece[:1].isupper() and w.group(0).islower()
-                     and re.fullmatch(r"[a-z]+(s|ed)", w.group(0)) and not w.group(0).endswith("ss")), None)
-        if verb is None or (aux is not None and aux < verb):
-            verb = aux
-        if verb is None:
-            verb = next((i for i, w in enumerate(words[:12]) if i and w.group(0).islower()
-                         and re.fullmatch(r"[a-z]+(s|ed)", w.group(0)) and not w.group(0).endswith("ss")), None)
-        if verb is not None:
-            if verb > 8:
-                return None
-            return s, s + words[verb - 1].end()
-        return None
-    return None

@@ -165,7 +165,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     import uvicorn
 
-    from chatbot.app import AppState, check_workers, configure_logging, create_app
+    from chatbot.app import check_workers, configure_logging, create_app
+    from chatbot.state import AppState
 
     settings = _settings(args)
     host = args.host or settings.host

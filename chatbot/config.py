@@ -65,16 +65,7 @@ class Settings(BaseSettings):
     candidate_k: int = 12
     evidence_sentences: int = 3
     evidence_sentences_many: int = 5
-    # An answer that verification refuses (or that the model refuses) is tried once more with the next-best
-    # evidence sentences (those not shown the first time); one more LLM call, only for refusals. Off: measured on
-    # dev it answered 1 more question right and 3 unanswerable ones wrongly (README "Speed levers, measured")
-    second_try: bool = False
     evidence_token_budget: int = 340
-    # What the model reads: "sentence" (the best sentences whole) or "trimmed" (cut to their first clause and the
-    # clauses that match the question: shorter prompts, measured less accurate). Citations are clauses either way.
-    evidence_unit: Literal["sentence", "trimmed"] = "sentence"
-    evidence_trimmed_budget: int = 240  # prompt tokens for evidence_sentences trimmed sentences
-    clause_sentences: int = 6  # best sentences split into clauses and scored ("trimmed")
     relevance_floor: float = 0.21  # multilingual (USE) cosine
     relevance_floor_english: float = 0.33  # MiniLM cosine, English questions
     relevance_min_word_share: float = 0.45
@@ -83,6 +74,26 @@ class Settings(BaseSettings):
     min_semantic_support: float = 0.5
     min_semantic_support_cross: float = 0.3
     keyword_weight: float = 1.0
+    # A chunk or evidence sentence that contains a term the question quotes ("All in AI") gets this added to its
+    # score: more than any fused rank score and any cosine, so the question's quoted term is asked about word for word.
+    quoted_bonus: float = 1.0
+    lexical_weight: float = 0.15  # an evidence sentence with every word of the question gains this much over its cosine
+    secondary_embedder_weight: float = 0.5  # the English embedder's sentence cosine counts half of the multilingual one's
+
+    # Checks of an answer (verification.py, premise.py, question_intent.py)
+    max_contiguous_citation: int = 300  # characters: a subject and its clause further apart are cited as two spans
+    referent_sentences: int = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer
+    # A false premise: share of the words around the question's number found around the documents' number
+    premise_min_overlap: float = 0.5
+    premise_min_overlap_counted: float = 0.25  # the same, when both numbers count a noun ("25 stations", "17 stations")
+    premise_min_similarity_cross: float = 0.35  # a Chinese question and an English passage: multilingual cosine instead
+    # Two counted nouns name the same thing when their multilingual cosine reaches this: synonyms score 0.88-0.93
+    # there (enterprises/companies, staff/employees, firms/companies), different things at most 0.68 (beds/rooms,
+    # employees/companies 0.52, enterprises/people 0.27).
+    same_noun_similarity: float = 0.8
+    # Multilingual cosine of two counted nouns that name the same kind ("people", "volunteers"): a "how many <noun>"
+    # answer that counts something this close to the noun answers the question.
+    focus_similarity: float = 0.45
 
     # Generation
     llm_backend: Literal["local", "hosted"] = "local"
@@ -92,8 +103,6 @@ class Settings(BaseSettings):
     llm_threads: int = 2
     llm_context: int = 4096
     max_answer_tokens: int = 100
-    # Chinese questions: "direct" (the model answers in Chinese) or "translate" (answer in English, then translate)
-    chinese_answers: Literal["direct", "translate"] = "direct"
     answer_cache_size: int = 2000  # verified answers kept for repeated questions (0: no cache)
     query_translation: bool = True  # also search a Chinese question in English when English documents are indexed
     prefix_state: bool = True  # save the fixed prompt prefix's evaluated state in cache_dir/kv, load it at start
@@ -130,6 +139,34 @@ class Settings(BaseSettings):
     max_question_chars: int = 1000
     max_history_chars: int = 8000
 
+    # Branding: what the chat, the API documentation and the widget call this deployment, per interface language
+    # ("en", "zh"; English where a language is missing). As JSON in the environment: CHATBOT_TITLE='{"en": "…"}'.
+    # The chat's header and page title, and the API documentation's title ("… Q&A")
+    title: dict[str, str] = {"en": "Shanghai SOE AI+ Initiative", "zh": "上海国资国企 AI+ 行动倡议"}
+    subtitle: dict[str, str] = {  # under the title in the chat header
+        "en": "Ask the documents in English or Chinese. Every sentence of an answer cites the passage it comes "
+              "from; sentences no passage supports are removed.",
+        "zh": "可用中文或英文向文件提问。答案的每一句都标注出处；没有原文支持的句子会被删除。",
+    }
+    brand_mark: str = "AI+"  # the short badge before the title in the chat header
+    # Offered to a first-time user in the empty chat: questions the indexed documents answer
+    example_questions: dict[str, list[str]] = {
+        "en": [
+            "What is the Shanghai SOE AI+ Action Initiative?",
+            "Who launched the initiative, and when?",
+            "What is China Taiping doing with large models?",
+            "What is the Airport Group building with AI?",
+        ],
+        "zh": [
+            "上海国资国企AI+行动倡议的主要内容是什么？",
+            "这项倡议是由谁发起的？",
+            "上海电气在人工智能方面做了哪些工作？",
+            "上汽集团如何使用大模型？",
+        ],
+    }
+    # The embeddable widget's header (a page's data-title attribute still wins)
+    widget_title: dict[str, str] = {"en": "Ask the AI+ Initiative documents", "zh": "上海国资国企 AI+ 文件问答"}
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> Any:
@@ -158,3 +195,8 @@ def display_path(path: Path) -> str:
         return str(path.relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
+
+
+# The defaults alone (no environment, no TOML file): the default of a stage's threshold argument, so a stage
+# called without one behaves as in a deployment that configures nothing. Callers pass their Settings' values.
+DEFAULTS = Settings.model_construct()

@@ -14,12 +14,12 @@ from pathlib import Path
 from chatbot.config import display_path
 from chatbot.errors import DocumentUnreadable
 from chatbot.schemas import Document
+from chatbot.text import cjk_count
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 MANIFEST = "manifest.toml"
 DEFAULT_MAX_FILE_MB = 50.0
-_CJK = re.compile(r"[\u3400-\u9fff]")
 # Control characters that never occur in text (tab, line breaks and form feed do).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _BOMS = (
@@ -37,7 +37,7 @@ def detect_language(text: str) -> str:
     """'zh' when CJK characters make up a noticeable share of the letters, else 'en'."""
     if not text:
         return "en"
-    cjk = len(_CJK.findall(text))
+    cjk = cjk_count(text)
     letters = sum(ch.isalpha() for ch in text) or 1
     return "zh" if cjk / letters > 0.15 else "en"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chatbot.text import CJK_RUN
+
 STOPWORDS = frozenset(
     """a an the of and or in on at to for by with from as is are was were be been being this that these
     those it its which who whom what when where why how does do did has have had will would can could
@@ -18,7 +20,6 @@ STOPWORDS = frozenset(
     just only own each both few""".split()
 )
 _LATIN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
-_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 
 
 IRREGULAR = {"said": "say", "says": "say", "made": "make", "built": "build", "held": "hold", "took": "take",
@@ -48,7 +49,7 @@ def tokenize(text: str) -> list[str]:
     """English words (stemmed, no stopwords) plus Chinese character bigrams; see bridge_tokens."""
     low = text.lower()
     tokens = [stem(w) for w in _LATIN.findall(low) if w not in STOPWORDS]
-    for run in _CJK_RUN.findall(low):
+    for run in CJK_RUN.findall(low):
         tokens.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
     return tokens
 
@@ -62,7 +63,7 @@ def bridge_tokens(text: str) -> list[str]:
 
     out = [f"#{q.value:g}{'%' if q.percent else ''}" for q in extract_quantities(text)]
     out.extend((a + b).lower() for a, b in name_pairs(text))
-    runs = _CJK_RUN.findall(text)
+    runs = CJK_RUN.findall(text)
     if runs:
         from pypinyin import lazy_pinyin
 

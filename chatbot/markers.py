@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 
 from chatbot.chunking import split_sentences
+from chatbot.text import cjk_count, is_cjk
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*[,，]\s*\d+)*)\]")
 _END = re.compile(r"[.!?。！？]+[\"”’」)）]*$")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @dataclass
@@ -40,7 +40,7 @@ def parse_answer(text: str) -> list[ClaimSentence]:
 
 def is_chinese(text: str) -> bool:
     """Mostly Chinese: more CJK characters than Latin letters (names may stay in Latin letters)."""
-    cjk = len(_CJK.findall(text))
+    cjk = cjk_count(text)
     latin = len(re.findall(r"[A-Za-z]", text))
     return cjk > 0 and cjk * 2 >= latin
 
@@ -62,14 +62,14 @@ def attach(sentence: str, marks: str, chinese: bool | None = None) -> str:
 
 
 def _cjk_end(text: str) -> bool:
-    return bool(text) and ("\u3400" <= text[-1] <= "\u9fff" or text[-1] in "。！？”」）")
+    return bool(text) and (is_cjk(text[-1]) or text[-1] in "。！？”」）")
 
 
 def join_sentences(parts: list[str]) -> str:
     """Chinese sentences are joined without spaces, English ones with one."""
     out = ""
     for p in parts:
-        if out and not _cjk_end(out) and not ("\u3400" <= p[0] <= "\u9fff"):
+        if out and not _cjk_end(out) and not is_cjk(p[0]):
             out += " "
         out += p
     return out

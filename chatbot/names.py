@@ -62,7 +62,14 @@ def name_run_spans(text: str) -> list[tuple[int, int]]:
 
 
 _QUOTED = re.compile(r"“([^”]{1,60})”|\"([^\"]{1,60})\"|「([^」]{1,60})」|『([^』]{1,60})』")
-QUOTED_TERM = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")  # English quotation marks only: what an answer quotes
+
+
+def english_quotes(longest: int) -> re.Pattern[str]:
+    """Terms of 1 to `longest` characters in English quotation marks (“…” or "…"), the term as group 1."""
+    return re.compile(rf"[“\"]([^”\"]{{1,{longest}}})[”\"]")
+
+
+QUOTED_TERM = english_quotes(60)  # English quotation marks only: what an answer quotes
 
 
 def quoted_terms(text: str, pattern: re.Pattern[str] = _QUOTED) -> tuple[str, ...]:
@@ -74,6 +81,14 @@ def quoted_terms(text: str, pattern: re.Pattern[str] = _QUOTED) -> tuple[str, ..
         if term:
             out.append(term)
     return tuple(dict.fromkeys(out))
+
+
+def person_like(run: str, *, longest: int = 6, cased: bool = True) -> bool:
+    """Two or three short capitalised words: a person's name in pinyin ("Lin Mei", "Cheng Peng"), each word at most
+    `longest` letters. `cased=False` leaves out the capitalisation test (for a run already read as a name)."""
+    words = run.split()
+    return 2 <= len(words) <= 3 and all(
+        (not cased or (w[:1].isupper() and w[1:].islower())) and len(w) <= longest for w in words)
 
 
 def quote_spans(text: str) -> list[tuple[int, int]]:

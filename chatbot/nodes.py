@@ -3,7 +3,7 @@ selection as a `BaseNodePostprocessor` that turns them into evidence-span nodes,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -27,7 +27,6 @@ class ChatQueryBundle(QueryBundle):
     top_k: int | None = None
     searched: Searched | None = None
     retrieved: Retrieved | None = None  # set by the evidence postprocessor
-    skip_evidence: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
     @classmethod
     def of(cls, query: Query, **kwargs: Any) -> ChatQueryBundle:
@@ -104,8 +103,7 @@ class EvidencePostprocessor(BaseNodePostprocessor):
             raise ValueError("EvidencePostprocessor needs the ChatQueryBundle its ChunkRetriever searched with")
         bundle = query_bundle
         assert bundle.searched is not None
-        retrieved = self._hybrid.select_evidence(bundle.analysed, bundle.searched,
-                                                 skip_evidence=bundle.skip_evidence)
+        retrieved = self._hybrid.select_evidence(bundle.analysed, bundle.searched)
         bundle.retrieved = retrieved
         if not retrieved.relevant:
             return []

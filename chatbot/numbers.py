@@ -24,6 +24,9 @@ APPROX = ("about", "around", "approximately", "roughly", "nearly", "almost", "�
 GT_AFTER = ("以上", "多")
 LT_AFTER = ("以下", "以内")
 
+# Words that say how large a number is, not what it counts ("2 million people" counts people).
+NUMBER_WORDS = frozenset("million billion thousand trillion percent hundred dozen".split())
+
 _NUM = re.compile(
     r"(?P<num>\d+(?:,\d{3})*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|万亿|万|亿|千)?\s*(?P<pct>%|percent|per cent)?",
     re.IGNORECASE,
@@ -31,7 +34,7 @@ _NUM = re.compile(
 _ZH_NUM = re.compile(r"(?P<num>[零〇一二两三四五六七八九十百千]+)(?P<big>万亿|万|亿)?(?P<cheng>成)?")
 _EN_WORD = re.compile(r"\b(?P<w>" + "|".join(EN_WORDS) + r")(?:\s+(?P<scale>thousand|million|billion|trillion))?\b", re.I)
 _EN_SCALE_ALONE = re.compile(r"\b(?P<scale>thousand|million|billion)\b", re.I)
-_MONTH = re.compile(r"\b(" + "|".join(MONTHS) + r")\b", re.IGNORECASE)
+MONTH = re.compile(r"\b(" + "|".join(MONTHS) + r")\b", re.IGNORECASE)  # an English month name
 _ZH_SCALE_ALONE = re.compile(r"(?<![\d零〇一二两三四五六七八九十百])(千亿|百亿|万亿|亿)")
 # Citation markers ("[1]", "[1, 2]") are not quantities.
 _MARKER = re.compile(r"\[\s*\d+(?:\s*[,，]\s*\d+)*\s*\]")
@@ -126,7 +129,7 @@ def extract_quantities(text: str) -> list[Quantity]:
             continue
         scale = (m.group("scale") or "").lower()
         add(value * EN_SCALE.get(scale, 1), False, m.start(), m.end())
-    for m in _MONTH.finditer(text):
+    for m in MONTH.finditer(text):
         if m.group(1).lower() == "may" and not re.search(r"\d", text[m.end() : m.end() + 4]):
             continue
         add(MONTHS[m.group(1).lower()], False, m.start(), m.end())
@@ -150,3 +153,13 @@ def chinese_number(q: Quantity) -> str:
         if abs(v) >= size and abs(v) >= 10 * size or (abs(v) >= size and (v / size) == int(v / size)):
             return f"{v / size:g}{unit}"
     return f"{v:g}"
+
+
+def is_digits(token: str) -> bool:
+    """A token written in digits ("49", "1,050,000", "1.05")."""
+    return token.replace(".", "").replace(",", "").isdigit()
+
+
+def is_numeric(token: str) -> bool:
+    """A token that is part of how a number is written: digits or a scale word ("million", "percent")."""
+    return is_digits(token) or token in NUMBER_WORDS

@@ -11,10 +11,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from chatbot.config import DEFAULTS
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
-from chatbot.names import name_runs, quote_spans
-from chatbot.numbers import Quantity, extract_quantities, same_value
+from chatbot.names import name_runs, person_like, quote_spans
+from chatbot.numbers import NUMBER_WORDS, Quantity, extract_quantities, is_digits, same_value
 from chatbot.query import Query
 from chatbot.verification import (
     PRONOUN_START,
@@ -24,16 +25,12 @@ from chatbot.verification import (
     has_word,
     named_before,
     number_context_supported,
-    person_like,
     word_coverage,
+    words_around,
 )
 
-MIN_OVERLAP = 0.5  # share of the words around the question's number found around the documents' number
-MIN_OVERLAP_COUNTED = 0.25  # the same, when both numbers count the same noun ("25 stations", "17 stations")
-MIN_SIMILARITY_CROSS = 0.35  # a Chinese question and an English passage: multilingual cosine instead
 _UNITS_AFTER = re.compile(r"^\s*(percent|per cent|%)", re.I)
 _LABEL_BEFORE = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][a-z]+\s*$")
-_NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
 
 
 @dataclass(frozen=True)
@@ -62,16 +59,14 @@ def _kind(text: str, q: Quantity) -> str:
 
 def _around(text: str, q: Quantity, before: int = 4, after: int = 3) -> tuple[set[str], list[str]]:
     """Content words just before and after a number (what it counts, whose it is); the words after, in order."""
-    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-before:]
-    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:after]
+    left, right = words_around(text, q, before, after)
     return set(left) | set(right), right
 
 
 def _adjacent(text: str, q: Quantity) -> set[str]:
     """The content words right before and right after a number: what a year dates ("profit in 2022", "the 2023
     conference")."""
-    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-1:]
-    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:1]
+    left, right = words_around(text, q, 1, 1)
     return set(left) | set(right)
 
 
@@ -79,28 +74,20 @@ def _counted(after: str) -> list[str]:
     """The words a number counts: up to three words after it, stopping at the next number."""
     out = []
     for t in tokenize(after)[:4]:
-        if t.replace(".", "").replace(",", "").isdigit():
+        if is_digits(t):
             break
-        if t not in _NUMBERISH:
+        if t not in NUMBER_WORDS:
             out.append(t)
     return out[:3]
 
 
-# Two counted nouns name the same thing when their multilingual cosine reaches this: synonyms score 0.88-0.93
-# there (enterprises/companies, staff/employees, firms/companies), different things at most 0.68 (beds/rooms,
-# employees/companies 0.52, enterprises/people 0.27).
-SAME_NOUN_SIMILARITY = 0.8
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
 
 
 def _counted_noun(after: str) -> str | None:
     """The word right after a number, as written (skipping "million" and the like): what it counts."""
-    found = [w for w in _WORD.findall(after[:40]) if w.lower() not in _NUMBERISH]
+    found = [w for w in _WORD.findall(after[:40]) if w.lower() not in NUMBER_WORDS]
     return found[0].lower() if found else None
-
-
-def _numeric(token: str) -> bool:
-    return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
 
 
 def _context(p: Passage) -> str:
@@ -108,7 +95,8 @@ def _context(p: Passage) -> str:
     return p.context_text or p.shown
 
 
-def _stated_about(question: str, q: Quantity, kind: str, near: set[str], text: str, p: Quantity) -> bool:
+def _stated_about(question: str, q: Quantity, kind: str, near: set[str], text: str, p: Quantity,
+                  min_overlap_counted: float) -> bool:
     """Does the passage state the question's number about what the question says it is about? A year says when,
     not what is counted, so it is compared by the words around it: "the 2023 conference" is not stated by "the
     2023-2025 reform plan"."""
@@ -116,14 +104,17 @@ def _stated_about(question: str, q: Quantity, kind: str, near: set[str], text: s
         return number_context_supported(question, q, text)
     if not near or detect_language(text) != detect_language(question):
         return True
-    return word_coverage(near, text[max(0, p.start - 120) : p.end + 80]) >= MIN_OVERLAP_COUNTED
+    return word_coverage(near, text[max(0, p.start - 120) : p.end + 80]) >= min_overlap_counted
 
 
-def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Similarity | None = None
-                      ) -> list[PremiseConflict]:
+def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Similarity | None = None, *,
+                      min_overlap: float = DEFAULTS.premise_min_overlap,
+                      min_overlap_counted: float = DEFAULTS.premise_min_overlap_counted,
+                      min_similarity_cross: float = DEFAULTS.premise_min_similarity_cross,
+                      same_noun_similarity: float = DEFAULTS.same_noun_similarity) -> list[PremiseConflict]:
     """Each question number that no passage states about the same thing, paired with the number a passage
     does state about it (the words around both numbers meet; across languages, the passage is close to the
-    question in the multilingual space)."""
+    question in the multilingual space). The thresholds are settings (premise_min_overlap …)."""
     out: list[PremiseConflict] = []
     cross_sims: dict[int, float] | None = None
     nouns: dict[tuple[str, str], bool] = {}
@@ -133,7 +124,7 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
         if asked is None or stated is None or similarity is None:
             return False
         if asked != stated and (asked, stated) not in nouns:
-            nouns[(asked, stated)] = float(similarity([asked], [stated])[0, 0]) >= SAME_NOUN_SIMILARITY
+            nouns[(asked, stated)] = float(similarity([asked], [stated])[0, 0]) >= same_noun_similarity
         return asked == stated or nouns[(asked, stated)]
 
     for q in query.quantities:
@@ -142,7 +133,8 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
         kind = _kind(query.text, q)
         near, after = _around(query.text, q)
         asked_noun = _counted_noun(query.text[q.end :])
-        if any(same_value(q.value, p.value) and _stated_about(query.text, q, kind, near, text, p)
+        if any(same_value(q.value, p.value)
+               and _stated_about(query.text, q, kind, near, text, p, min_overlap_counted)
                for ps in passages for text in (ps.shown, _context(ps)) for p in extract_quantities(text)):
             continue  # the documents state this number about this thing: no false premise
         best: tuple[float, str, int] | None = None
@@ -164,7 +156,7 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
                                                                                  _counted_noun(text[p.end :])):
                         continue  # what the question counts ("50 billion yuan") must be what the passage counts
                     strength = word_coverage(near, window)
-                    if strength < (MIN_OVERLAP_COUNTED if after else MIN_OVERLAP):
+                    if strength < (min_overlap_counted if after else min_overlap):
                         continue
                     if kind == "year" and not word_coverage(_adjacent(query.text, q), window):
                         continue  # "profit in 2022" is not "the reform programme (2023-2025)"
@@ -175,7 +167,7 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
                         sims = similarity([query.text], [x.shown for x in passages])
                         cross_sims = {x.n: float(sims[0, j]) for j, x in enumerate(passages)}
                     strength = cross_sims[ps.n]
-                    if strength < MIN_SIMILARITY_CROSS:
+                    if strength < min_similarity_cross:
                         continue
                 strength -= 0.05 * abs(math.log10(max(abs(q.value), 1e-9)) - math.log10(max(abs(p.value), 1e-9)))
                 if best is None or strength > best[0]:
@@ -186,7 +178,8 @@ def premise_conflicts(query: Query, passages: Sequence[Passage], similarity: Sim
 
 
 def attribution_conflicts(query: Query, passages: Sequence[Passage],
-                          document_text: Callable[[str], str | None] | None = None) -> list[PremiseConflict]:
+                          document_text: Callable[[str], str | None] | None = None, *,
+                          referent_sentences: int = DEFAULTS.referent_sentences) -> list[PremiseConflict]:
     """A term the question quotes, tied in the question to a name (a person, or an organisation of two or more
     words) that no sentence stating the term mentions, where that sentence names another of the same kind:
     "Why did Cheng Peng talk about the “multiplier effect”?" where the documents' sentence has He Qing say it.
@@ -201,7 +194,7 @@ def attribution_conflicts(query: Query, passages: Sequence[Passage],
         if not stating:
             continue
         for name in asked:
-            if any(_mentions(p, name, document_text) for p in stating):
+            if any(_mentions(p, name, document_text, referent_sentences) for p in stating):
                 continue  # the documents tie this name to the term
             for p in stating:
                 text = _context(p)
@@ -222,7 +215,8 @@ def _names_outside_quotes(text: str, quotes: list[tuple[int, int]]) -> list[str]
     return list(dict.fromkeys(out))
 
 
-def _mentions(p: Passage, name: str, document_text: Callable[[str], str | None] | None) -> bool:
+def _mentions(p: Passage, name: str, document_text: Callable[[str], str | None] | None,
+              referent_sentences: int) -> bool:
     """Does the passage's sentence name `name` (or one of an organisation's words, or its acronym), or refer
     back to it with a pronoun?"""
     text = _context(p)
@@ -230,5 +224,6 @@ def _mentions(p: Passage, name: str, document_text: Callable[[str], str | None] 
         return True
     if not person_like(name) and any(has_word(text, w) for w in name.split() if len(w) > 3):
         return True  # "Municipal SASAC" and "the Municipal State-owned Assets … Commission"
-    return document_text is not None and bool(PRONOUN_START.match(text)) and named_before(p, name, document_text)
+    return document_text is not None and bool(PRONOUN_START.match(text)) and named_before(
+        p, name, document_text, referent_sentences)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from chatbot.corpus import detect_language
 from chatbot.keyword import tokenize
 from chatbot.names import quoted_terms
-from chatbot.numbers import Quantity, extract_quantities
+from chatbot.numbers import Quantity, extract_quantities, is_digits
 from chatbot.question_intent import AnswerType, asks_for_several, choice_options, expected_answer_type
 
 
@@ -25,7 +25,7 @@ class Query:
     @property
     def latin_words(self) -> frozenset[str]:
         """English content words (no numbers, no Chinese)."""
-        return frozenset(t for t in self.tokens if t.isascii() and not t.replace(".", "").replace(",", "").isdigit())
+        return frozenset(t for t in self.tokens if t.isascii() and not is_digits(t))
 
 
 def analyse_question(text: str) -> Query:
@@ -39,7 +39,3 @@ def analyse_question(text: str) -> Query:
         options=choice_options(text),
         quoted=quoted_terms(text),
     )
-
-
-def as_query(question: str | Query) -> Query:
-    return question if isinstance(question, Query) else analyse_question(question)

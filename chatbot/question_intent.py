@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from chatbot.config import DEFAULTS
 from chatbot.keyword import tokenize
 from chatbot.markers import strip_markers
 from chatbot.names import names_in, quoted_terms
 from chatbot.numbers import extract_quantities
+from chatbot.text import CJK
 
 if TYPE_CHECKING:
     from chatbot.query import Query
@@ -58,9 +60,6 @@ _NOT_NOUN = re.compile(r"^(is|are|was|were|do|does|did|has|have|had|can|could|wi
                        r"the|a|an|of|in|on|at|for|to|with|by|about)\b", re.I)
 
 
-FOCUS_SIMILARITY = 0.45  # multilingual cosine of two counted nouns that name the same kind ("people", "volunteers")
-
-
 def focus_words(question: str) -> tuple[frozenset[str], bool]:
     """What a "which/what <noun>" or "how many <noun>" question asks about ("goals" in "Which two goals did she
     name?"), as stemmed words, and whether it asks for one thing (singular: its answer may simply be a name).
@@ -92,12 +91,14 @@ def focus_phrase(question: str) -> str:
 
 
 def addresses_focus(query: Query, answer: str, passages: Sequence[str],
-                    similarity: Callable[[list[str], list[str]], np.ndarray] | None = None) -> bool:
+                    similarity: Callable[[list[str], list[str]], np.ndarray] | None = None, *,
+                    min_similarity: float = DEFAULTS.focus_similarity) -> bool:
     """Does the answer to a "how many <noun>" question count what it asks about? The noun (or another of its
     words) is in the answer or its cited passages, or what the answer counts is close in meaning ("people" and
-    "volunteers"); "How many people does it employ?" answered with a number of positions is not an answer."""
+    "volunteers", cosine at least `min_similarity`: settings.focus_similarity); "How many people does it
+    employ?" answered with a number of positions is not an answer."""
     focus, singular = focus_words(query.text)
-    if not focus or query.language != "en" or re.search(r"[\u3400-\u9fff]", answer):
+    if not focus or query.language != "en" or CJK.search(answer):
         return True
     if query.expects != "quantity":
         # Measured on the dev questions: for "which/what <noun>" the noun is as often paraphrased by a correct
@@ -118,7 +119,7 @@ def addresses_focus(query: Query, answer: str, passages: Sequence[str],
             phrase = focus_phrase(query.text).split()
             asked_for = list(dict.fromkeys([phrase[0], " ".join(phrase)])) if phrase else []
             sims = similarity(asked_for, counted) if asked_for else np.ones((1, 1))
-            return float(np.max(sims)) >= FOCUS_SIMILARITY
+            return float(np.max(sims)) >= min_similarity
         return True
     return False
 
@@ -158,20 +159,17 @@ def asks_for_several(question: str) -> bool:
     return bool(_SEVERAL.search(question)) or expected_answer_type(question) == "choice"
 
 
-def answers_question_type(question: str | Query, answer: str) -> bool:
+def answers_question_type(query: Query, answer: str) -> bool:
     """A quantity or date question needs a number in the answer, a "who" question a name the question did not
     already give, a choice question one of its options; a fluent sentence without one is not an answer (it
     usually restates a related fact). Any answer but a yes or no must add a word to the question's own."""
-    from chatbot.query import as_query
-
-    query = as_query(question)
     text = strip_markers(answer)
     if query.expects not in ("yesno", "choice") and not set(tokenize(text)) - set(tokenize(query.text)) and not [
             t for t in quoted_terms(text) if t.lower() not in query.text.lower()]:
         return False  # only the question's own words ("翠屏山天文台的台长是[1]。"): nothing was answered
     if query.expects in ("quantity", "date"):
         return bool(extract_quantities(text))
-    if query.expects in ("person", "name") and query.language == "en" and not re.search(r"[\u3400-\u9fff]", text):
+    if query.expects in ("person", "name") and query.language == "en" and not CJK.search(text):
         asked = query.text.lower()
         return any(not re.search(r"(?<![a-z])" + re.escape(n.lower()) + r"(?![a-z])", asked) for n in names_in(text))
     if query.expects == "choice" and query.options:

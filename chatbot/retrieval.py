@@ -16,13 +16,12 @@ from chatbot.errors import IndexMissing
 from chatbot.evidence import EvidenceSelector
 from chatbot.ingest import open_index
 from chatbot.keyword import bridge_tokens, tokenize
-from chatbot.query import Query, as_query
+from chatbot.query import Query
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
 from chatbot.sentence_index import SentenceIndex
 from chatbot.snapshot import Snapshot, load_snapshot
 
-RRF_K = 60
-QUOTED_BONUS = 1.0  # more than any fused rank score: a chunk that contains a term the question quotes
+RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al.)
 log = logging.getLogger(__name__)
 
 
@@ -131,15 +130,12 @@ class HybridRetriever:
         threading.Thread(target=run, name="index-refresh", daemon=True).start()
 
     def retrieve(
-        self, question: str | Query, *, top_k: int | None = None, translation: str | None = None,
+        self, query: Query, *, top_k: int | None = None, translation: str | None = None,
         evidence_sentences: int | None = None, doc_ids: frozenset[str] | None = None,
-        skip_evidence: frozenset[tuple[str, int]] = frozenset(),
     ) -> Retrieved:
         """search, then select_evidence: the chunks and the evidence sentences in one call."""
-        question = as_query(question)
-        searched = self.search(question, top_k=top_k, translation=translation, doc_ids=doc_ids)
-        return self.select_evidence(question, searched, evidence_sentences=evidence_sentences,
-                                    skip_evidence=skip_evidence)
+        searched = self.search(query, top_k=top_k, translation=translation, doc_ids=doc_ids)
+        return self.select_evidence(query, searched, evidence_sentences=evidence_sentences)
 
     def search(self, query: Query, *, top_k: int | None = None, translation: str | None = None,
                doc_ids: frozenset[str] | None = None) -> Searched:
@@ -175,7 +171,7 @@ class HybridRetriever:
         for cid in fused if query.quoted else ():
             chunk = self._chunks_by_id.get(cid)
             if chunk is not None and any(term.lower() in chunk.text.lower() for term in query.quoted):
-                fused[cid] += QUOTED_BONUS
+                fused[cid] += s.quoted_bonus
         ranked = [(cid, sc) for cid, sc in sorted(fused.items(), key=lambda kv: -kv[1])
                   if cid in self._chunks_by_id][:top_k]
         chunks = [ScoredChunk(chunk=self._chunks_by_id[cid], score=sc, dense=best_cos.get(cid, 0.0))
@@ -184,15 +180,14 @@ class HybridRetriever:
         return Searched(queries, query_vectors, chunks,
                         {"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000})
 
-    def select_evidence(self, query: Query, searched: Searched, *, evidence_sentences: int | None = None,
-                        skip_evidence: frozenset[tuple[str, int]] = frozenset()) -> Retrieved:
-        """The evidence spans of the searched chunks, and whether they are about the question at all.
-        `evidence_sentences` overrides how many evidence spans (clauses, or sentences) the prompt gets;
-        `skip_evidence`, sentences (doc_id, start) it must not get again."""
+    def select_evidence(self, query: Query, searched: Searched, *,
+                        evidence_sentences: int | None = None) -> Retrieved:
+        """The evidence sentences of the searched chunks, and whether they are about the question at all.
+        `evidence_sentences` overrides how many evidence sentences the prompt gets."""
         t0 = time.perf_counter()
         queries, chunks, query_vectors = searched.queries, searched.chunks, searched.query_vectors
         evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
-                                              evidence_sentences, skip_evidence)
+                                              evidence_sentences)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)

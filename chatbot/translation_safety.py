@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 
 from chatbot.markers import MARKER, strip_markers
-from chatbot.names import COMMON_CAPS, name_run_spans, name_runs
+from chatbot.names import COMMON_CAPS, QUOTED_TERM, english_quotes, name_run_spans, name_runs, person_like
 from chatbot.numbers import chinese_number, extract_quantities, same_value
+
+
+_QUOTED_NAME = english_quotes(40)  # a quoted name a translation must carry over (“All in AI”)
 
 
 def protect_for_translation(english: str, common_words: frozenset[str]) -> tuple[str, dict[str, str]]:
@@ -21,12 +24,13 @@ def protect_for_translation(english: str, common_words: frozenset[str]) -> tuple
         inside_marker = any(m.start() <= q.start < m.end() for m in MARKER.finditer(english))
         if not inside_marker and re.search(r"[a-z]", phrase, re.I):  # "1.05 million", "eleven"
             spans.append((q.start, q.end, chinese_number(q)))
-    for m in re.finditer(r"[“\"]([^”\"]{1,40})[”\"]", english):  # quoted names: “All in AI”, “1125”
+    for m in _QUOTED_NAME.finditer(english):  # quoted names: “All in AI”, “1125”
         if not any(s < m.end(1) and m.start(1) < e for s, e, _ in spans):
             spans.append((m.start(1), m.end(1), m.group(1)))
     for start, end in name_run_spans(english):
         words = [w.lower() for w in english[start:end].split()]
-        if not (_looks_like_person(words) or any(w not in common_words for w in words)):
+        person = person_like(english[start:end], longest=5, cased=False)
+        if not (person or any(w not in common_words for w in words)):
             continue
         if not any(s < end and start < e for s, e, _ in spans):
             spans.append((start, end, english[start:end]))
@@ -52,11 +56,6 @@ def restore_translation(chinese: str, slots: dict[str, str]) -> str | None:
     return chinese
 
 
-def _looks_like_person(words: list[str]) -> bool:
-    """Two or three short capitalised syllables: a Chinese person's name in pinyin (Lin Mei, Cheng Peng)."""
-    return 2 <= len(words) <= 3 and all(len(w) <= 5 for w in words)
-
-
 def names_preserved(english: str, chinese: str, common_words: frozenset[str]) -> bool:
     """Did a translation keep the English answer's names? A name may stay in Latin letters or be written
     in Chinese characters whose pinyin spells it (Lin Mei = 林梅); a wrong transliteration fails.
@@ -77,7 +76,7 @@ def names_preserved(english: str, chinese: str, common_words: frozenset[str]) ->
         if rare:
             if not all(kept(w) for w in rare):
                 return False
-        elif _looks_like_person(words):
+        elif person_like(run, longest=5, cased=False):
             if not (run.lower() in low or "".join(words) in spelled):
                 return False
     return True
@@ -97,7 +96,6 @@ def translation_keeps_facts(answer: str, translated: str, common_words: frozense
 
 
 _LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z0-9+&'’\-]*(?:\s+[A-Za-z][A-Za-z0-9+&'’\-]*)*")
-_QUOTED = re.compile(r"[“\"]([^”\"]{1,60})[”\"]")
 
 
 def untranslated_words(chinese: str, sources: list[str]) -> list[str]:
@@ -106,7 +104,7 @@ def untranslated_words(chinese: str, sources: list[str]) -> list[str]:
     allowed: set[str] = set()
     for text in sources:
         allowed |= {run.lower() for run in name_runs(text)}
-        allowed |= {m.group(1).strip().lower() for m in _QUOTED.finditer(text)}
+        allowed |= {m.group(1).strip().lower() for m in QUOTED_TERM.finditer(text)}
     bad = []
     for m in _LATIN_RUN.finditer(strip_markers(chinese)):
         run = m.group(0).strip()

@@ -25,16 +25,17 @@ import numpy as np
 
 from chatbot.chunking import split_sentences
 from chatbot.clauses import split_clauses
+from chatbot.config import DEFAULTS
 from chatbot.corpus import detect_language
 from chatbot.keyword import bridge_tokens, name_pairs, tokenize
 from chatbot.markers import ClaimSentence, attach, join_sentences, parse_answer, strip_markers
-from chatbot.names import QUOTED_TERM, name_runs, names_in, quoted_terms
-from chatbot.numbers import Quantity, chinese_number, extract_quantities, same_value
-from chatbot.query import Query, as_query
+from chatbot.names import QUOTED_TERM, name_runs, names_in, person_like, quoted_terms
+from chatbot.numbers import MONTH, Quantity, chinese_number, extract_quantities, is_digits, is_numeric, same_value
+from chatbot.query import Query
 from chatbot.refusal_detection import is_refusal
+from chatbot.text import CJK, CJK_RUN, is_cjk
 
 NEGATION = re.compile(r"\b(not|rather than|instead of|no|never|but)\b|不是|而非|并非|而不是|并不|不|没有|并未", re.I)
-MAX_CONTIGUOUS_CITATION = 300  # a subject and its clause further apart than this are cited as two spans
 
 
 @dataclass
@@ -86,20 +87,12 @@ def _latin(text: str) -> bool:
     return detect_language(text) == "en"
 
 
-_MONTH_NEAR = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
-                         r"december)\b", re.I)
-_NUMBERISH = frozenset("million billion thousand trillion percent hundred dozen".split())
-
-
-def _words_near(text: str, q: Quantity, before: int, after: int) -> set[str]:
-    """Stemmed content words within `before` words before and `after` words after a number in text."""
-    left = [t for t in tokenize(text[: q.start]) if not _numeric(t)][-before:] if before else []
-    right = [t for t in tokenize(text[q.end :]) if not _numeric(t)][:after] if after else []
-    return set(left) | set(right)
-
-
-def _numeric(token: str) -> bool:
-    return token.replace(".", "").replace(",", "").isdigit() or token in _NUMBERISH
+def words_around(text: str, q: Quantity, before: int, after: int) -> tuple[list[str], list[str]]:
+    """Stemmed content words (no numbers) within `before` words before and `after` words after a number in text:
+    what it counts, whose it is. The words before, then the words after, each in order."""
+    left = [t for t in tokenize(text[: q.start]) if not is_numeric(t)][-before:] if before else []
+    right = [t for t in tokenize(text[q.end :]) if not is_numeric(t)][:after] if after else []
+    return left, right
 
 
 def acronym_matches(word: str, text: str) -> bool:
@@ -116,10 +109,11 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
     the claim's number (what is counted, whose it is) must meet the words around it in the passage."""
     if not (_latin(claim) and _latin(passage)):
         return True  # across languages only the value is compared (the meaning check covers the rest)
-    if re.fullmatch(r"(1[89]|20)\d\d", claim[q.start : q.end].strip()) or _MONTH_NEAR.search(
+    if re.fullmatch(r"(1[89]|20)\d\d", claim[q.start : q.end].strip()) or MONTH.search(
             claim[max(0, q.start - 12) : q.end + 12]):
         return True  # a year or a date says when, not what is counted
-    near = _words_near(claim, q, 4, 3)
+    left, right = words_around(claim, q, 4, 3)
+    near = set(left) | set(right)
     if not near:
         return True  # a bare "49." or "more than 30%"
     for p in extract_quantities(passage):
@@ -135,10 +129,9 @@ def number_context_supported(claim: str, q: Quantity, passage: str) -> bool:
     return False
 
 
-def check_facts(claim: str, passages: list[str], question: str | Query) -> str:
+def check_facts(claim: str, passages: list[str], query: Query) -> str:
     """'' when every number and name in the claim is in the passages, each number describing the same thing;
     otherwise what is wrong."""
-    query = as_query(question)
     joined = " ".join(passages)
     negated = bool(NEGATION.search(claim))
     q_values = [q.value for q in query.quantities]
@@ -206,12 +199,12 @@ def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
     if more == less:
         return False
     negated = bool(NEGATION.search(claim[: q.start]))
-    unit = [t for t in tokenize(claim[q.end :]) if not _numeric(t)][:1]
+    unit = words_around(claim, q, 0, 1)[1]
     for text in passages:
         for p in extract_quantities(text):
             if p.percent != q.percent or same_value(p.value, q.value):
                 continue
-            if unit and unit != [t for t in tokenize(text[p.end :]) if not _numeric(t)][:1]:
+            if unit and unit != words_around(text, p, 0, 1)[1]:
                 continue  # "600 metres" compares with "640 metres", not with "two traffic lanes"
             if not number_context_supported(claim, q, text[: p.start] + claim[q.start : q.end] + text[p.end :]):
                 continue
@@ -223,8 +216,8 @@ def _comparison_holds(claim: str, q: Quantity, passages: list[str]) -> bool:
 
 def content_words(text: str) -> set[str]:
     """Latin content words of a sentence (stemmed), without numbers and Chinese."""
-    words = {t for t in tokenize(text) if not t.replace(".", "").replace(",", "").isdigit()}
-    return {w for w in words if not ("\u3400" <= w[0] <= "\u9fff")}
+    words = {t for t in tokenize(text) if not is_digits(t)}
+    return {w for w in words if not is_cjk(w[0])}
 
 
 def lexical_coverage(claim: str, passage: str) -> float:
@@ -255,14 +248,13 @@ def word_coverage(words: set[str], passage: str) -> float:
 
 def _adds_little(claim: str, query: Query) -> bool:
     """A Chinese claim whose Chinese words are (almost) all the question's: "上海电气聚焦的是“AI for engineering”方向"."""
-    cjk = {t for t in tokenize(claim) if "\u3400" <= t[0] <= "\u9fff"}
+    cjk = {t for t in tokenize(claim) if is_cjk(t[0])}
     return len(cjk - set(query.tokens)) <= 3
 
 
-def restates(claim: str, question: str | Query) -> bool:
+def restates(claim: str, query: Query) -> bool:
     """Every content word, number and name of the claim is already in the question: nothing was answered.
     A yes/no or either-or question is answered by words it already contains."""
-    query = as_query(question)
     if query.expects in ("yesno", "choice"):
         return False
     if detect_language(claim) != "en" or query.language != "en":
@@ -322,14 +314,16 @@ def has_checkable_fact(claim: str) -> bool:
 def verify_citations(
     answer: str,
     passages: list[Passage],
-    question: str | Query,
+    query: Query,
     similarity: Similarity,
     *,
-    min_lexical: float = 0.6,
-    min_similarity: float = 0.5,
-    min_similarity_cross: float = 0.3,
+    min_lexical: float = DEFAULTS.min_lexical_support,
+    min_similarity: float = DEFAULTS.min_semantic_support,
+    min_similarity_cross: float = DEFAULTS.min_semantic_support_cross,
+    max_contiguous_citation: int = DEFAULTS.max_contiguous_citation,
 ) -> Verification:
-    query = as_query(question)
+    """The answer's sentences checked against the passages they cite (see the module docstring); the thresholds
+    are settings (min_lexical_support, min_semantic_support, min_semantic_support_cross, max_contiguous_citation)."""
     if is_refusal(answer):
         return Verification(answer="", passages=[], refused=True)
     claims = parse_answer(answer)
@@ -419,7 +413,7 @@ def verify_citations(
                                              reason=f"re-attributed: {reason}"))
         else:
             verified.append(VerifiedSentence(claim.text, [], claim.markers, False, reason=reason))
-    return _renumber(verified, by_n, query, similarity)
+    return _renumber(verified, by_n, query, similarity, max_contiguous_citation)
 
 
 def _cite_options(claim: str, cited: list[int], passages: list[Passage], query: Query) -> list[int]:
@@ -443,7 +437,8 @@ def _cite_options(claim: str, cited: list[int], passages: list[Passage], query: 
 
 
 def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query: Query,
-              similarity: Similarity | None = None) -> Verification:
+              similarity: Similarity | None = None,
+              max_contiguous: int = DEFAULTS.max_contiguous_citation) -> Verification:
     """Number the cited spans 1..m in order of first citation and put the markers into the sentences."""
     order: dict[tuple[int, int, int], int] = {}
     spans: dict[tuple[int, int, int], Passage] = {}
@@ -453,13 +448,13 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
             continue
         keys = []
         for n in v.cited:
-            for span in cited_spans(v.text, by_n[n], query, similarity):
+            for span in cited_spans(v.text, by_n[n], query, similarity, max_contiguous):
                 key = (n, span.start, span.end)
                 spans.setdefault(key, span)
                 order.setdefault(key, len(order) + 1)
                 keys.append(key)
         marks = "".join(f"[{order[k]}]" for k in dict.fromkeys(keys))
-        chinese = True if query.language == "zh" and re.search(r"[\u3400-\u9fff]", v.text) else None
+        chinese = True if query.language == "zh" and CJK.search(v.text) else None
         parts.append(attach(v.text, marks, chinese))
     used = [replace(spans[k], n=order[k]) for k in sorted(order, key=order.__getitem__)]
     return Verification(
@@ -468,11 +463,13 @@ def _renumber(verified: list[VerifiedSentence], by_n: dict[int, Passage], query:
     )
 
 
-def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | None = None) -> list[Passage]:
+def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | None = None,
+                max_contiguous: int = DEFAULTS.max_contiguous_citation) -> list[Passage]:
     """The span(s) to cite for a claim supported by passage p: the fewest consecutive clauses of p that hold the
-    claim's new names and its numbers and the clause that says the rest in other words; clauses far apart are
-    cited separately. A claim that needs the sentence's subject (shown before a clause) cites it too."""
-    spans = _narrow(claim, p, query, similarity)
+    claim's new names and its numbers and the clause that says the rest in other words; clauses further apart
+    than `max_contiguous` characters are cited separately. A claim that needs the sentence's subject (shown
+    before a clause) cites it too."""
+    spans = _narrow(claim, p, query, similarity, max_contiguous)
     if len(spans) > 1:
         return [_plain(x) for x in spans]
     p = spans[0]
@@ -487,7 +484,7 @@ def cited_spans(claim: str, p: Passage, query: Query, similarity: Similarity | N
     if not head_facts:
         return [_plain(p)]
     head = replace(_plain(p), start=p.head_start, end=p.head_end, text=p.head_text)
-    if p.end - p.head_start <= MAX_CONTIGUOUS_CITATION and p.context_start is not None and p.context_text:
+    if p.end - p.head_start <= max_contiguous and p.context_start is not None and p.context_text:
         wide = p.context_text[p.head_start - p.context_start : p.end - p.context_start]
         return [replace(_plain(p), start=p.head_start, text=wide)]
     return [head, _plain(p)]
@@ -497,7 +494,8 @@ def _plain(p: Passage) -> Passage:
     return replace(p, prompt_text="", head_start=None, head_end=None, head_text="", clauses=[])
 
 
-def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None = None) -> list[Passage]:
+def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None,
+            max_contiguous: int) -> list[Passage]:
     """p cut down to the clauses that hold the claim's facts (one span, or one per clause when far apart)."""
     if len(p.clauses) < 2:
         return [p]
@@ -531,7 +529,7 @@ def _narrow(claim: str, p: Passage, query: Query, similarity: Similarity | None 
         runs = [(p.clauses[j][1] - p.clauses[i][0], i, j) for i in range(len(texts)) for j in range(i, len(texts))
                 if set().union(*per_clause[i : j + 1]) >= wanted]
         length, lo, hi = min(runs)
-        if length > MAX_CONTIGUOUS_CITATION and hi > lo:
+        if length > max_contiguous and hi > lo:
             picked: list[int] = []
             left = set(wanted)
             while left:  # the fewest clauses that hold every fact, each cited on its own
@@ -587,7 +585,7 @@ def question_names_in_cited_documents(query: Query, answer: str, cited: list[Pas
 def _romanised_in(run: str, text: str) -> bool:
     """An English question's name written in pinyin ("Qingchuan", "Wang Liping") for a name a Chinese text writes
     in characters (青川, 王立平): the joined run, or one of its longer words, is the pinyin of a run of characters."""
-    if not re.search(r"[\u3400-\u9fff]", text):
+    if not CJK.search(text):
         return False
     pinyin = {t for t in bridge_tokens(text) if not t.startswith("#")}
     words = [w.lower() for w in run.split()]
@@ -598,7 +596,8 @@ _ACRONYM = re.compile(r"[A-Z0-9+&-]*[A-Z][A-Z0-9+&-]*[A-Z][A-Za-z0-9+&-]*")  # t
 
 
 def question_names_grounded(query: Query, answer: str, cited: list[Passage], known: str,
-                            document_text: Callable[[str], str | None] | None = None) -> bool:
+                            document_text: Callable[[str], str | None] | None = None, *,
+                            referent_sentences: int = DEFAULTS.referent_sentences) -> bool:
     """A person the question asks about, when the answer speaks of them or puts another person in their place,
     must be in the sentences the answer cites: "Cheng Peng said …" citing a sentence about someone else, or "He
     Qing said …" to "What did Cheng Peng say?", does not answer the question. A name the answer explicitly denies
@@ -618,7 +617,7 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
         if NEGATION.search(text) and has_word(text, run):
             continue
         if anonymous and document_text is not None and _speaks_of_asked(query, run, contexts) and any(
-                named_before(p, run, document_text) for p in cited):
+                named_before(p, run, document_text, referent_sentences) for p in cited):
             continue
         return False
     return True
@@ -626,7 +625,8 @@ def question_names_grounded(query: Query, answer: str, cited: list[Passage], kno
 
 def chinese_question_names_grounded(query: Query, cited: list[Passage], known: str,
                                     document_text: Callable[[str], str | None] | None = None,
-                                    distinctive: Callable[[str], bool] | None = None) -> bool:
+                                    distinctive: Callable[[str], bool] | None = None, *,
+                                    referent_sentences: int = DEFAULTS.referent_sentences) -> bool:
     """The Chinese question's counterpart of question_names_grounded: a name it writes in characters whose pinyin
     is a two-word name of the retrieved English text (国泰君安 -> Guotai Junan, 贺青 -> He Qing) is what the
     question asks about, so the cited sentences must name it too, or begin with a pronoun after a sentence that
@@ -651,7 +651,8 @@ def chinese_question_names_grounded(query: Query, cited: list[Passage], known: s
         if has_word(contexts, name):
             return True
         return document_text is not None and any(PRONOUN_START.match(p.context_text or p.text)
-                                                 and named_before(p, name, document_text) for p in cited)
+                                                 and named_before(p, name, document_text, referent_sentences)
+                                                 for p in cited)
 
     return all(any(named(name) for name in group) for group in groups)
 
@@ -663,7 +664,7 @@ def _overlapping(words: list[str], question: str) -> list[list[str]]:
 
     spans: list[tuple[int, int, str]] = []
     offset = 0
-    for run in re.findall(r"[\u3400-\u9fff]+", question):
+    for run in CJK_RUN.findall(question):
         syl = [x.lower() for x in lazy_pinyin(run)]
         for w in words:
             for i in range(len(syl)):
@@ -692,28 +693,20 @@ def _speaks_of_asked(query: Query, run: str, contexts: str) -> bool:
     return not asked or word_coverage(asked, contexts) > 0
 
 
-REFERENT_SENTENCES = 3  # how far back a sentence that names nobody ("It has 44 turbines") may refer
-
-
-def named_before(p: Passage, run: str, document_text: Callable[[str], str | None]) -> bool:
-    """Is `run` what p's sentence refers back to: named in one of the few sentences before it in its document,
-    with no other person named in between?"""
+def named_before(p: Passage, run: str, document_text: Callable[[str], str | None],
+                 referent_sentences: int = DEFAULTS.referent_sentences) -> bool:
+    """Is `run` what p's sentence refers back to: named in one of the `referent_sentences` sentences before it in
+    its document, with no other person named in between?"""
     at = p.context_start if p.context_start is not None else p.start
     text = document_text(p.doc_id) or ""
     window = text[max(0, at - 1500) : at]
-    for span in reversed(split_sentences(window)[-REFERENT_SENTENCES:]):
+    for span in reversed(split_sentences(window)[-referent_sentences:]):
         sentence = window[span.start : span.end]
         if has_word(sentence, run):
             return True
         if any(person_like(other) for other in name_runs(sentence)):
             return False
     return False
-
-
-def person_like(run: str) -> bool:
-    """Two or three short capitalised words: a person's name in pinyin ("Lin Mei", "Cheng Peng")."""
-    words = run.split()
-    return 2 <= len(words) <= 3 and all(w[:1].isupper() and w[1:].islower() and len(w) <= 6 for w in words)
 
 
 def has_word(text: str, word: str) -> bool:

@@ -193,9 +193,14 @@ class AnswerWorkflow(Workflow):
         # where the words around each number can be matched.
         translation = ev.bundle.translation
         premise_query = analyse_question(translation) if translation and query.language != "en" else query
-        conflicts = [c for c in (asked_as_written(c, premise_query, query)
-                                 for c in premise_conflicts(premise_query, passages, p.similarity)) if c]
-        conflicts += attribution_conflicts(query, passages, p.document_text)
+        s = p.settings
+        found = premise_conflicts(premise_query, passages, p.similarity, min_overlap=s.premise_min_overlap,
+                                  min_overlap_counted=s.premise_min_overlap_counted,
+                                  min_similarity_cross=s.premise_min_similarity_cross,
+                                  same_noun_similarity=s.same_noun_similarity)
+        conflicts = [c for c in (asked_as_written(c, premise_query, query) for c in found) if c]
+        conflicts += attribution_conflicts(query, passages, p.document_text,
+                                           referent_sentences=s.referent_sentences)
         messages = prompts.answer_messages([x.shown for x in passages], run.standalone,
                                            [(c.asked, c.stated) for c in conflicts])
         known = " ".join(sc.chunk.text for sc in retrieved.chunks)
@@ -293,11 +298,12 @@ class AnswerWorkflow(Workflow):
         s = p.settings
         check = verify_citations(draft, passages, query, p.similarity, min_lexical=s.min_lexical_support,
                                  min_similarity=s.min_semantic_support,
-                                 min_similarity_cross=s.min_semantic_support_cross)
+                                 min_similarity_cross=s.min_semantic_support_cross,
+                                 max_contiguous_citation=s.max_contiguous_citation)
         if check.refused:
             return check, None
-        verdict = first_verdict(p.checks, check, CheckContext(query, known, p.similarity, p.document_text,
-                                                              p.distinctive))
+        verdict = first_verdict(p.checks, check, CheckContext(query, s, known, p.similarity,
+                                                              p.document_text, p.distinctive))
         if verdict is not None:
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]

@@ -29,7 +29,7 @@ from chatbot.errors import ChatbotError
 from chatbot.schemas import StreamEvent
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
 
 
 def install_api(app: FastAPI, state: AppState) -> None:
@@ -47,7 +47,7 @@ def install_api(app: FastAPI, state: AppState) -> None:
     api_routers = [native_router(ctx), openai_router(ctx)]
     for router in api_routers:
         app.include_router(router)
-    app.include_router(widget_router())
+    app.include_router(widget_router(state.settings.widget_title))
 
     ops = APIRouter(tags=["health"], dependencies=[Depends(authenticated)], responses=ERROR_RESPONSES)
 

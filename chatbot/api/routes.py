@@ -23,11 +23,12 @@ from chatbot.api.models import (
 from chatbot.api.openapi import NATIVE_STREAM_EVENT
 from chatbot.api.sse import event_source, iterate_closing
 from chatbot.errors import Busy, ChatbotError
+from chatbot.query import analyse_question
 from chatbot.retrieval import DocInfo
 from chatbot.schemas import Answer, AnswerEvent, ErrorEvent, StreamEvent
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
     from chatbot.service import ChatService
 
 
@@ -190,7 +191,7 @@ def native_router(ctx: ApiContext) -> APIRouter:
         service = ctx.state.service
         question = service.validate(body.question)
         doc_ids = resolve_doc_ids(service, body.doc_ids, body.filter)
-        found = service.retriever.retrieve(question, top_k=body.top_k,
+        found = service.retriever.retrieve(analyse_question(question), top_k=body.top_k,
                                            doc_ids=frozenset(doc_ids) if doc_ids is not None else None)
         docs = service.retriever.documents
         passages = [Passage(doc_id=sc.chunk.doc_id, title=docs[sc.chunk.doc_id].title if sc.chunk.doc_id in docs

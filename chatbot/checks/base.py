@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from chatbot.config import Settings
 from chatbot.query import Query
 from chatbot.verification import Similarity, Verification
 
@@ -23,6 +24,7 @@ class CheckContext:
     """What a check may read besides the answer: the question, the retrieved text and the documents."""
 
     query: Query
+    settings: Settings  # the tuned thresholds
     known: str  # the retrieved chunks' text, where names the question uses are looked up
     similarity: Similarity
     document_text: Callable[[str], str | None]  # a document's whole text (None when it is gone)

@@ -11,7 +11,8 @@ class Focus:
     name = "focus"
 
     def check(self, answer: Verification, ctx: CheckContext) -> Verdict | None:
-        if addresses_focus(ctx.query, answer.answer, [p.shown for p in answer.passages], ctx.similarity):
+        if addresses_focus(ctx.query, answer.answer, [p.shown for p in answer.passages], ctx.similarity,
+                           min_similarity=ctx.settings.focus_similarity):
             return None
         focus = focus_phrase(ctx.query.text)
         return Verdict(self.name, f"the answer does not speak of what the question asks about ({focus})"

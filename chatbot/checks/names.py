@@ -15,7 +15,8 @@ class QuestionNamesGrounded:
     name = "question_names_grounded"
 
     def check(self, answer: Verification, ctx: CheckContext) -> Verdict | None:
-        if question_names_grounded(ctx.query, answer.answer, answer.passages, ctx.known, ctx.document_text):
+        if question_names_grounded(ctx.query, answer.answer, answer.passages, ctx.known, ctx.document_text,
+                                   referent_sentences=ctx.settings.referent_sentences):
             return None
         return Verdict(self.name, "the cited sentences do not name the person the question asks about")
 
@@ -27,7 +28,7 @@ class ChineseNamesGrounded:
 
     def check(self, answer: Verification, ctx: CheckContext) -> Verdict | None:
         if chinese_question_names_grounded(ctx.query, answer.passages, ctx.known, ctx.document_text,
-                                           ctx.distinctive):
+                                           ctx.distinctive, referent_sentences=ctx.settings.referent_sentences):
             return None
         return Verdict(self.name, "the cited sentences do not name what the Chinese question asks about")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from chatbot.errors import ChatbotError
 from chatbot.numbers import Quantity, extract_quantities, same_value
+from chatbot.text import CJK, CJK_RANGE, cjk_count
 
 # "[1]", "[1, 2]", and the "[Source 2]" / "Source 2" forms llama-index's citation prompt invites.
 _ONE = r"(?:source\s*)?\d+"
@@ -18,8 +19,8 @@ MARKER = re.compile(rf"\[\s*({_ONE}(?:\s*[,，]\s*{_ONE})*)\s*\]|\bsources?\s+\d
 _LEADING_MARKERS = re.compile(rf"^\s*((?:\[\s*{_ONE}(?:\s*[,，]\s*{_ONE})*\s*\]\s*)+)", re.IGNORECASE)
 # A sentence ends at . ! ? 。！？； (plus closing quotes) before whitespace, a marker, Chinese text or the end;
 # "1.05" and "e.g." do not end one.
-_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?。！？；]+[\"”’')）」]*(?=\s|$|\[|[\u3400-\u9fff])")
-_CJK = re.compile(r"[\u3400-\u9fff]")
+_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?。！？；]+[\"”’')）」]*(?=\s|$|\[|["
+                  + CJK_RANGE + "])")
 _LATIN = re.compile(r"[A-Za-z]")
 NEGATION = re.compile(
     r"\b(not|no|never|rather than|instead of|instead|actually|incorrect|wrong|but)\b|n't\b|"
@@ -50,7 +51,7 @@ def language_of(text: str) -> str:
     """'zh' when Chinese characters are at least a quarter of the letters (a Chinese answer may keep English
     names such as "All in AI"); 'en' otherwise."""
     text = strip_markers(text)
-    cjk = len(_CJK.findall(text))
+    cjk = cjk_count(text)
     latin = len(_LATIN.findall(text))
     if cjk + latin == 0:
         return "en"
@@ -124,7 +125,7 @@ def latin_names(sentence: str) -> list[str]:
 
 def contains_word(text: str, word: str) -> bool:
     """Latin words match whole and case-insensitively; Chinese ones as substrings."""
-    if _CJK.search(word):
+    if CJK.search(word):
         return word in text
     return re.search(r"(?<![A-Za-z0-9])" + re.escape(word.lower()) + r"(?![A-Za-z0-9])", text.lower()) is not None
 

@@ -25,6 +25,7 @@ from chatbot.evaluation.claims import (
     strip_markers,
 )
 from chatbot.evaluation.models import CitedSpan, GoldItem, Metrics, Percentiles, Span, SystemResult
+from chatbot.text import CJK
 
 PROMPT_COVERAGE = 0.9  # a gold quote "reached the prompt" when this share of its characters was shown
 
@@ -53,7 +54,7 @@ def form_present(form: str, answer: str) -> bool:
     f, a = normalise(form), normalise(answer)
     if not f:
         return False
-    if re.search(r"[\u3400-\u9fff]", f):
+    if CJK.search(f):
         return f.replace(" ", "") in a.replace(" ", "")
     # An English form also matches its inflections: "mechanism model" ~ "mechanism models", "launch" ~ "launched".
     return re.search(r"(?<![a-z0-9])" + re.escape(f) + r"(?:s|es|d|ed|ing)?(?![a-z0-9])", a) is not None

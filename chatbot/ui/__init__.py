@@ -20,7 +20,7 @@ from chatbot.ui.render import (
 )
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
 
 # Runs in the browser on page load: the interface follows the browser's language until the user switches.
 BROWSER_LANGUAGE_JS = "() => ((navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en')"
@@ -31,19 +31,25 @@ def build_ui(state: AppState) -> gr.Blocks:
     """The chat (conversation, question box, document reader) and the Documents tab, plus the /ask and /feedback
     API endpoints for gradio_client."""
     handlers = ChatHandlers(state)
+    brand = state.settings
+
+    def header_html(lang: str) -> str:
+        return render_header(lang, brand.title, brand.subtitle, brand.brand_mark)
+
     lang0 = "en"
-    with gr.Blocks(title="Shanghai SOE AI+ Initiative — Q&A", analytics_enabled=False) as blocks:
+    with gr.Blocks(title=f"{brand.title['en']} — Q&A", analytics_enabled=False) as blocks:
         conversation = gr.State(Conversation())
         opened = gr.State(None)  # ReaderState
         with gr.Row(elem_id="cb-top", equal_height=True):
-            header = gr.HTML(render_header(lang0), head=head_html(), elem_id="cb-header", js_on_load=None,
+            header = gr.HTML(header_html(lang0), head=head_html(), elem_id="cb-header", js_on_load=None,
                              apply_default_css=False)
             lang = gr.Radio(LANGUAGES, value=lang0, show_label=False, container=False, elem_id="cb-lang")
         with gr.Tabs():
             with gr.Tab(t(lang0, "tab_chat"), id="chat") as chat_tab:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=420):
-                        chat = gr.HTML(render_conversation(Conversation(), lang0), elem_id="cb-conversation",
+                        chat = gr.HTML(render_conversation(Conversation(), lang0, brand.example_questions),
+                                       elem_id="cb-conversation",
                                        js_on_load=script("conversation.js"), autoscroll=True, apply_default_css=False)
                         with gr.Row(elem_id="cb-input-row"):
                             question = gr.Textbox(show_label=False, placeholder=t(lang0, "question_placeholder"),
@@ -76,12 +82,12 @@ def build_ui(state: AppState) -> gr.Blocks:
 
         def restart(lang: str) -> tuple[Conversation, str, None, str]:
             fresh = Conversation()
-            return fresh, render_conversation(fresh, lang), None, render_reader(lang)
+            return fresh, render_conversation(fresh, lang, brand.example_questions), None, render_reader(lang)
 
         new_chat.click(restart, [lang], [conversation, chat, opened, reader], **PRIVATE)
 
         def relabel(lang: str, conv: Conversation, open_doc: ReaderState) -> tuple[Any, ...]:
-            return (render_header(lang), render_conversation(conv, lang), handlers.reader(lang, open_doc),
+            return (header_html(lang), render_conversation(conv, lang, brand.example_questions), handlers.reader(lang, open_doc),
                     handlers.documents(lang), gr.update(placeholder=t(lang, "question_placeholder")),
                     gr.update(value=t(lang, "send")), gr.update(value=t(lang, "new_chat")),
                     gr.update(label=t(lang, "tab_chat")), gr.update(label=t(lang, "tab_documents")),

@@ -18,7 +18,7 @@ from chatbot.ui.i18n import t
 from chatbot.ui.render import render_conversation, render_documents, render_reader
 
 if TYPE_CHECKING:
-    from chatbot.app import AppState
+    from chatbot.state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class ChatHandlers:
     """The chat's event handlers, bound to the served process's AppState."""
 
     def __init__(self, state: AppState) -> None:
+        self.examples = state.settings.example_questions
         self.state = state
 
     # Asking -------------------------------------------------------------------------------------------------
@@ -67,17 +68,17 @@ class ChatHandlers:
         drafts, then the verified answer (both buttons enabled again), which an open reader follows. Yields
         (question box, conversation, its HTML, Ask, New conversation, reader state, reader HTML)."""
         if not (question or "").strip():
-            yield question, conversation, render_conversation(conversation, lang), *_buttons(True), *_unchanged()
+            yield question, conversation, render_conversation(conversation, lang, self.examples), *_buttons(True), *_unchanged()
             return
         history = conversation.history()
         turn = conversation.start(question)
-        yield "", conversation, render_conversation(conversation, lang), *_buttons(False), *_unchanged()
+        yield "", conversation, render_conversation(conversation, lang, self.examples), *_buttons(False), *_unchanged()
         followed = False
         for _ in self._answer(turn, history):
             reader = _unchanged()
             if turn.finished and not followed:
                 reader, followed = self.follow(turn, lang, opened), True
-            yield "", conversation, render_conversation(conversation, lang), *_buttons(turn.finished), *reader
+            yield "", conversation, render_conversation(conversation, lang, self.examples), *_buttons(turn.finished), *reader
 
     def ask_example(self, conversation: Conversation, lang: str, opened: ReaderState,
                     evt: gr.EventData) -> Iterator[tuple[Any, ...]]:
@@ -133,7 +134,7 @@ class ChatHandlers:
         if turn is not None and turn.answer is not None and turn.rating is None and rating in (1, -1):
             turn.feedback_id = self.record_feedback(turn.answer, int(rating), "", source="chat")
             turn.rating = int(rating) if turn.feedback_id is not None else None
-        return conversation, render_conversation(conversation, lang)
+        return conversation, render_conversation(conversation, lang, self.examples)
 
     def comment(self, conversation: Conversation, lang: str, evt: gr.EventData) -> tuple[Conversation, str]:
         data = evt._data or {}
@@ -146,7 +147,7 @@ class ChatHandlers:
             except Exception:  # noqa: BLE001 - a lost comment must not break the chat
                 log.exception("saving a feedback comment failed")
                 gr.Warning("The comment could not be saved; please try again.")
-        return conversation, render_conversation(conversation, lang)
+        return conversation, render_conversation(conversation, lang, self.examples)
 
     def record_feedback(self, answer: Answer, rating: int, comment: str, *, source: str) -> int | None:
         llm_name = self.state.service.model_name if self.state.ready else ""

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, TypeVar
 
 Lang = Literal["en", "zh"]
+T = TypeVar("T")
 LANGUAGES: list[tuple[str, str]] = [("English", "en"), ("中文", "zh")]
 
 TEXT: dict[str, dict[str, str]] = {
-    "title": {"en": "Shanghai SOE AI+ Initiative", "zh": "上海国资国企 AI+ 行动倡议"},
-    "subtitle": {
-        "en": "Ask the documents in English or Chinese. Every sentence of an answer cites the passage it comes "
-              "from; sentences no passage supports are removed.",
-        "zh": "可用中文或英文向文件提问。答案的每一句都标注出处；没有原文支持的句子会被删除。",
-    },
     "tab_chat": {"en": "Chat", "zh": "问答"},
     "tab_documents": {"en": "Documents", "zh": "文件"},
     "question_label": {"en": "Your question", "zh": "您的问题"},
@@ -88,10 +81,14 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
+def pick(texts: Mapping[str, T], lang: str) -> T:
+    """The text (or list) for `lang`, English when `lang` has none."""
+    return texts.get(lang) or texts["en"]
+
+
 def t(lang: str, key: str, **values: object) -> str:
     """The interface text `key` in `lang` (English when unknown), with {placeholders} filled."""
-    entry = TEXT[key]
-    text = entry.get(lang) or entry["en"]
+    text = pick(TEXT[key], lang)
     return text.format(**values) if values else text
 
 
@@ -99,9 +96,3 @@ def language_of(locale: str | None) -> Lang:
     """The interface language for a browser locale such as 'zh-CN' or 'en-US'."""
     return "zh" if (locale or "").strip().lower().startswith("zh") else "en"
 
-
-@cache
-def example_questions() -> dict[str, list[str]]:
-    """Example questions for a first-time user, per interface language (chatbot/ui/examples.json)."""
-    data = json.loads(resources.files("chatbot.ui").joinpath("examples.json").read_text(encoding="utf-8"))
-    return {lang: list(items) for lang, items in data.items()}

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from chatbot.citations import MARKER
+from chatbot.markers import MARKER
 from chatbot.schemas import Answer
 from chatbot.ui.conversation import CitedPassage, Conversation, DocSummary
-from chatbot.ui.i18n import LANGUAGES, example_questions, t
+from chatbot.config import DEFAULTS
+from chatbot.ui.i18n import LANGUAGES, pick, t
 
 QUESTION_SHOWN = 280  # characters of a question shown in its bubble (a 10,000-character paste is cut)
 
@@ -120,8 +121,8 @@ def seconds(lang: str, answer: Answer) -> str:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("chatbot.ui", "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(t=t, answer_runs=answer_runs, removed_label=removed_label, seconds=seconds, when=when,
-                       QUESTION_SHOWN=QUESTION_SHOWN)
+    env.globals.update(t=t, pick=pick, answer_runs=answer_runs, removed_label=removed_label, seconds=seconds,
+                       when=when, QUESTION_SHOWN=QUESTION_SHOWN)
     return env
 
 
@@ -129,17 +130,20 @@ def _render(template: str, **context: object) -> str:
     return _env().get_template(template).render(**context)
 
 
-def render_header(lang: str) -> str:
-    return _render("header.html", lang=lang)
+def render_header(lang: str, title: Mapping[str, str] = DEFAULTS.title,
+                  subtitle: Mapping[str, str] = DEFAULTS.subtitle, mark: str = DEFAULTS.brand_mark) -> str:
+    """The chat's header: the deployment's title, subtitle and badge (settings.title, subtitle, brand_mark)."""
+    return _render("header.html", lang=lang, title=title, subtitle=subtitle, mark=mark)
 
 
 def render_footer(lang: str) -> str:
     return _render("footer.html", lang=lang)
 
 
-def render_conversation(conversation: Conversation, lang: str) -> str:
-    examples = example_questions().get(lang) or example_questions()["en"]
-    return _render("conversation.html", lang=lang, turns=conversation.turns, examples=examples,
+def render_conversation(conversation: Conversation, lang: str,
+                        examples: Mapping[str, list[str]] = DEFAULTS.example_questions) -> str:
+    """The chat; an empty one offers the example questions (settings.example_questions) in `lang`."""
+    return _render("conversation.html", lang=lang, turns=conversation.turns, examples=pick(examples, lang),
                    busy=conversation.busy)
 
 

@@ -16,6 +16,7 @@ from chatbot.config import Settings
 from chatbot.embeddings import Embedders, load_embedders
 from chatbot.errors import ChatbotError
 from chatbot.ingest import build_index
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.snapshot import text_path
 from chatbot.store import chroma_client
@@ -70,7 +71,7 @@ def embedders() -> Embedders:
 def results(retriever: HybridRetriever, questions: list[str]) -> list[tuple]:
     out = []
     for q in questions:
-        got = retriever.retrieve(q)
+        got = retriever.retrieve(analyse_question(q))
         out.append(([(c.chunk.doc_id, c.chunk.start, c.chunk.end, round(c.score, 9), round(c.dense, 4))
                      for c in got.chunks], [(e.doc_id, e.start, e.end) for e in got.evidence], got.relevant))
     return out
@@ -106,7 +107,7 @@ def test_server_mode_gives_the_embedded_results_and_workers_share_it(tmp_path, c
     for worker in (worker_a, worker_b):
         assert "harbour" not in worker.documents
         assert worker.refresh() and not worker.refresh()
-        got = worker.retrieve("How many automated cranes does the harbour pilot run?")
+        got = worker.retrieve(analyse_question("How many automated cranes does the harbour pilot run?"))
         assert got.chunks[0].chunk.doc_id == "harbour"
         assert set(worker.documents) == {DOC, "harbour"}
     assert text_path(tmp_path / "worker-b", "harbour").read_text(encoding="utf-8").startswith("The Yangshan")

@@ -13,11 +13,12 @@ import pytest
 from bs4 import BeautifulSoup
 from pydantic import TypeAdapter
 
-from chatbot.app import AppState, create_app
+from chatbot.app import create_app
 from chatbot.errors import LLMUnavailable
 from chatbot.llm import HostedLLM, load_llm, resolve_model_path
 from chatbot.schemas import Answer, DraftEvent, StreamEvent
 from chatbot.service import ChatService
+from chatbot.state import AppState
 from chatbot.ui.conversation import Conversation, apply_event
 from chatbot.ui.render import render_conversation
 from tests.unit.test_api_concurrency import Uvicorn

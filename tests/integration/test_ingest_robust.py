@@ -20,6 +20,7 @@ from chatbot.config import Settings
 from chatbot.corpus import load_corpus
 from chatbot.embeddings import Embedders, load_embedders
 from chatbot.ingest import build_index, open_index
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.snapshot import read_local_catalog
 from chatbot.store import chroma_client
@@ -54,7 +55,7 @@ def synthetic_documents(corpus: Path, count: int, *, prefix: str = "district") -
 
 
 def ranked(retriever: HybridRetriever, questions: list[str]) -> list[list[tuple[str, int, int]]]:
-    return [[(c.chunk.doc_id, c.chunk.start, c.chunk.end) for c in retriever.retrieve(q, top_k=8).chunks]
+    return [[(c.chunk.doc_id, c.chunk.start, c.chunk.end) for c in retriever.retrieve(analyse_question(q), top_k=8).chunks]
             for q in questions]
 
 
@@ -123,6 +124,6 @@ def test_sigkill_midway_loses_nothing(tmp_path, embedders):
         assert store.count() == sentences
     assert index.documents.count() == len(wanted)
     final = HybridRetriever(settings, embedders)
-    got = final.retrieve("How many sites does the district 7 report count?")
+    got = final.retrieve(analyse_question("How many sites does the district 7 report count?"))
     assert got.chunks[0].chunk.doc_id == "district-007"
     assert any("A note added later" in c.text for c in final._chunks_by_id.values())

@@ -10,13 +10,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from chatbot.app import AppState, create_app
+from chatbot.app import create_app
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.gate import GenerationGate
 from chatbot.ingest import build_index
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
+from chatbot.state import AppState
 from tests.fakes import FakeEmbedder, ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +37,7 @@ class FakeIndex:
 
     def evidence_number(self, question: str, needle: str) -> int:
         """The [n] the prompt gives the evidence sentence containing `needle`."""
-        evidence = self.retriever.retrieve(question).evidence
+        evidence = self.retriever.retrieve(analyse_question(question)).evidence
         return next(i for i, e in enumerate(evidence, 1) if needle in e.text)
 
 

@@ -220,3 +220,10 @@ def test_widget_assets_are_served_by_the_app(index, tmp_path):
     css = client.get("/widget.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert "@import" not in css.text and "url(" not in css.text
+
+
+def test_the_widget_header_is_the_deployments_setting(index, tmp_path):
+    client = serve_fake(index, tmp_path, widget_title={"en": "Ask the harbour manuals", "zh": "港口手册问答"}).client
+    js = client.get("/widget.js").text
+    assert 'title: "Ask the harbour manuals",' in js and 'title: "港口手册问答",' in js
+    assert "AI+" not in js.split("var L =")[1].split("}[lang]")[0]  # the packaged titles are gone

@@ -162,7 +162,8 @@ def test_full_waiting_line_is_503_with_retry_after(index, tmp_path):
 
 
 def test_not_ready_is_503_with_retry_after(index, tmp_path):
-    from chatbot.app import AppState, create_app
+    from chatbot.app import create_app
+    from chatbot.state import AppState
     from fastapi.testclient import TestClient
 
     state = AppState(index.settings.model_copy(update={"db_path": tmp_path / "db.sqlite3"}))  # never loads

@@ -13,6 +13,7 @@ from chatbot.evaluation.metrics import Reference, Reply
 from chatbot.evaluation.models import GoldItem
 from chatbot.evaluation.runner import chatbot_reply, run_conversation
 from chatbot.ingest import build_index
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
 from tests.fakes import FakeEmbedder, ScriptedLLM
@@ -32,7 +33,7 @@ def service(tmp_path: Path, corpus_dir: Path) -> ChatService:
 
 def test_a_reply_carries_the_citations_the_prompt_and_the_ranking(service):
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 municipal" in e.text)
     service.llm.engine.replies.append(f"Representatives from 11 municipal state-owned enterprises launched it [{n}].")
     reply, answer = chatbot_reply(service, question, id="q")

@@ -12,6 +12,7 @@ from chatbot.embeddings import Embedders
 from chatbot.errors import LLMUnavailable
 from chatbot.ingest import build_index
 from chatbot.markers import MARKER
+from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.schemas import Answer
 from chatbot.service import ChatService
@@ -115,7 +116,7 @@ def test_nothing_relevant_is_still_the_usual_refusal(service):
 
 def test_quotes_are_not_cached_so_the_llm_answers_once_it_is_back(service):
     assert service.ask(QUESTION).mode == "extractive"
-    n = next(i for i, e in enumerate(service.retriever.retrieve(QUESTION).evidence, 1) if "11 municipal" in e.text)
+    n = next(i for i, e in enumerate(service.retriever.retrieve(analyse_question(QUESTION)).evidence, 1) if "11 municipal" in e.text)
     service.llm = ScriptedLLM(f"Representatives from 11 municipal state-owned enterprises jointly launched it [{n}].")
     answer = service.ask(QUESTION)
     assert answer.mode == "generated" and answer.notice == "" and answer.answer.endswith("[1].")

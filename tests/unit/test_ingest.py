@@ -7,6 +7,7 @@ import pytest
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.ingest import build_index, open_stores
+from chatbot.query import analyse_question
 from tests.fakes import FakeEmbedder
 
 
@@ -112,7 +113,7 @@ class FakeCountingEmbedder(FakeEmbedder):
 
 def _results(retriever: HybridRetriever) -> list[list[tuple[str, int, int]]]:
     """The ranked chunks for each question; ten of them, so that every candidate list counts."""
-    return [[(c.chunk.doc_id, c.chunk.start, c.chunk.end) for c in retriever.retrieve(q, top_k=10).chunks]
+    return [[(c.chunk.doc_id, c.chunk.start, c.chunk.end) for c in retriever.retrieve(analyse_question(q), top_k=10).chunks]
             for q in QUESTIONS]
 
 
@@ -258,11 +259,11 @@ def test_a_running_retriever_notices_a_newer_index(tmp_path, corpus_dir, fake_em
     build_index(s, embedders=fake_embedders, progress=False)
     assert "harbour" not in retriever.documents
     time.sleep(0.1)
-    retriever.retrieve("How many cranes does the harbour pilot have?")  # starts the background check
+    retriever.retrieve(analyse_question("How many cranes does the harbour pilot have?"))  # starts the background check
     deadline = time.time() + 10
     while "harbour" not in retriever.documents and time.time() < deadline:
         time.sleep(0.05)
-    got = retriever.retrieve("How many cranes does the harbour pilot have?")
+    got = retriever.retrieve(analyse_question("How many cranes does the harbour pilot have?"))
     assert got.chunks[0].chunk.doc_id == "harbour"
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from chatbot.citations import premise_gaps
 from chatbot.numbers import extract_quantities
+from chatbot.premise import premise_gaps
 
 
 def values(text: str) -> list[float]:

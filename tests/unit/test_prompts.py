@@ -1,10 +1,11 @@
 """Prompt builders: which instructions and examples the model gets."""
 
 from chatbot import prompts
+from chatbot.text import CJK
 
 
 def _chinese(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    return bool(CJK.search(text))
 
 
 def test_a_chinese_question_is_translated_into_english_with_only_chinese_to_english_examples():

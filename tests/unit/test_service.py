@@ -9,8 +9,8 @@ from chatbot.errors import (
     DocumentNotFound, EmptyQuestion, HistoryTooLong, IndexMissing, LLMUnavailable, QuestionTooLong,
 )
 from chatbot.ingest import build_index
-from chatbot.retrieval import HybridRetriever
 from chatbot.query import analyse_question
+from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
 from tests.fakes import FakeEmbedder, ScriptedLLM
 
@@ -37,7 +37,7 @@ def service_factory(tmp_path: Path, corpus_dir: Path):
 def test_cited_answer_points_at_the_exact_document_span(service_factory):
     service, llm, doc = service_factory()
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
-    first = service.retriever.retrieve(question).evidence
+    first = service.retriever.retrieve(analyse_question(question)).evidence
     n = next(i for i, e in enumerate(first, 1) if "11 municipal" in e.text)
     llm.replies.append(f"Representatives from 11 municipal state-owned enterprises jointly launched it [{n}].")
     answer = service.ask(question, id="q1")
@@ -91,7 +91,7 @@ def test_missing_index_is_a_clear_error_before_models_load(tmp_path):
 def test_stream_events_come_in_order_and_the_answer_replaces_the_drafts(service_factory):
     service, llm, _ = service_factory()
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 municipal" in e.text)
     llm.replies.append(f"Representatives from 11 municipal state-owned enterprises jointly launched it [{n}].")
     events = list(service.ask_stream(question))
@@ -239,7 +239,7 @@ def test_closing_a_stream_midway_frees_the_model(service_factory):
 
 
 def _numbered(service, question, needle):
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     return next(i for i, e in enumerate(evidence, 1) if needle in e.text), evidence
 
 
@@ -295,7 +295,7 @@ def test_a_question_with_a_number_the_documents_do_not_discuss_is_refused_not_qu
 def test_a_number_about_something_else_is_not_an_answer(service_factory):
     service, llm, _ = service_factory()
     question = "How many people does China Taiping employ?"
-    evidence = service.retriever.retrieve(question).evidence
+    evidence = service.retriever.retrieve(analyse_question(question)).evidence
     n = next((i for i, e in enumerate(evidence, 1) if "49 companies" in e.text), 1)
     llm.replies.append(f"China Taiping employs 49 people [{n}].")
     assert service.ask(question).refused
@@ -369,7 +369,7 @@ def test_a_half_translated_chinese_answer_is_replaced_by_a_translated_english_on
     service, llm, _ = service_factory()
     english = "How many digital labor positions did China Taiping construct?"
     retrieve = search_the_translation(service, english)
-    evidence = retrieve(english).evidence
+    evidence = retrieve(analyse_question(english)).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 Taiping digital labor positions" in e.text)
     llm.replies += [f"中国太平构建了11个Taiping digital labor positions[{n}].",
                     f"Taiping constructed 11 digital labor positions [{n}]."]
@@ -416,7 +416,7 @@ def test_checks_run_in_order_and_the_first_that_fails_refuses_with_its_reason(se
     its name and reason, and the checks after it are not asked."""
     service, llm, _ = service_factory()
     question = "How many municipal state-owned enterprises jointly launched the initiative?"
-    n = next(i for i, e in enumerate(service.retriever.retrieve(question).evidence, 1) if "11 municipal" in e.text)
+    n = next(i for i, e in enumerate(service.retriever.retrieve(analyse_question(question)).evidence, 1) if "11 municipal" in e.text)
     passes, fails, later = (ScriptedVerdicts("passes", None), ScriptedVerdicts("dates", "no date was asked"),
                             ScriptedVerdicts("later", "never asked"))
     service = ChatService(service.settings, embedders=service.embedders, retriever=service.retriever, llm=llm,

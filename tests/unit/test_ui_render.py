@@ -23,9 +23,17 @@ from chatbot.schemas import (
     Source,
     SourcesEvent,
 )
+from chatbot.text import CJK
 from chatbot.ui.conversation import ChatTurn, Conversation, apply_event, passage_around
 from chatbot.ui.handlers import ChatHandlers, feedback_settings
-from chatbot.ui.render import answer_runs, answer_segments, render_conversation, render_documents, render_reader
+from chatbot.ui.render import (
+    answer_runs,
+    answer_segments,
+    render_conversation,
+    render_documents,
+    render_header,
+    render_reader,
+)
 
 TEXT = (
     "The news is reported by Coin World.\n"
@@ -256,7 +264,7 @@ def test_chinese_interface_and_examples() -> None:
     page = soup(render_conversation(Conversation(), "zh"))
     assert "试试这些问题" in page.get_text()
     examples = [b["data-text"] for b in page.select(".cb-example")]
-    assert examples and all(any("\u4e00" <= ch <= "\u9fff" for ch in q) for q in examples)
+    assert examples and all(CJK.search(q) for q in examples)
     english = [b["data-text"] for b in soup(render_conversation(Conversation(), "en")).select(".cb-example")]
     assert english and english != examples
 
@@ -406,3 +414,11 @@ def test_questions_while_loading_get_a_message_and_documents_say_loading(db: Dat
     assert "still loading" in soup(html).select_one(".cb-error").get_text()
     assert "still loading" in soup(handlers.documents("en")).get_text()
     assert "正在加载" in soup(handlers.documents("zh")).get_text()
+
+
+def test_the_header_and_the_examples_are_the_deployments_branding() -> None:
+    header = soup(render_header("zh", {"en": "Harbour Manuals"}, {"en": "Ask the manuals.", "zh": "向手册提问。"}, "HM"))
+    assert header.select_one("h1").text == "Harbour Manuals"  # English where the language has none
+    assert header.select_one("p").text == "向手册提问。" and header.select_one(".cb-logo").text == "HM"
+    page = soup(render_conversation(Conversation(), "en", {"en": ["How deep is berth 4?"]}))
+    assert [b["data-text"] for b in page.select(".cb-example")] == ["How deep is berth 4?"]

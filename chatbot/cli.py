@@ -58,8 +58,10 @@ def render_answer(answer: Answer, width: int = 100) -> str:
     if answer.unsupported:
         lines.append("")
         lines.append("Removed as unsupported by the documents:")
-        lines.extend(textwrap.fill(s, width, initial_indent="  - ", subsequent_indent="    ")
-                     for s in answer.unsupported)
+        removed = [f"{r.text} ({r.reason})" for r in answer.removed] or answer.unsupported
+        lines.extend(textwrap.fill(s, width, initial_indent="  - ", subsequent_indent="    ") for s in removed)
+    if answer.refused and answer.refusal_reason:
+        lines.append(f"(Why: {answer.refusal_reason})")
     return "\n".join(lines)
 
 

@@ -89,6 +89,8 @@ class Reply:
     prompt: list[Span] = field(default_factory=list)  # what the model was shown
     ranked: list[Span] | None = None  # retrieved chunks in rank order
     unsupported: list[str] = field(default_factory=list)  # removed by the system's own verifier
+    removed_why: list[str] = field(default_factory=list)  # "sentence — reason", as the verifier gave it
+    refusal_reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     standalone_question: str | None = None
     error: str | None = None
@@ -278,7 +280,8 @@ def score_answer(item: GoldItem, reply: Reply, ref: Reference) -> SystemResult:
         correct=correct, correct_any_language=correct_any, why=why, missing_facts=missing, contradictions=contra,
         citations=[CitedSpan(n=p.n, doc_id=p.doc_id, start=p.start, end=p.end, text=p.text, precise=ok)
                    for p, ok in zip(reply.cited, precise)],
-        unsupported=reply.unsupported, unfaithful=unfaithful, faithfulness=faithfulness,
+        unsupported=reply.unsupported, removed_why=reply.removed_why, refusal_reason=reply.refusal_reason,
+        unfaithful=unfaithful, faithfulness=faithfulness,
         faithfulness_sentence=faithfulness_sentence,
         citation_precision=precision, citation_recall=recall,
         cited_chars=sum(s.end - s.start for s in spans), cited_gold_chars=sum(_gold_chars(s, gold) for s in spans),

@@ -70,6 +70,8 @@ class SystemResult(BaseModel):
     contradictions: list[str] = Field(default_factory=list)
     citations: list[CitedSpan] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list)  # sentences the system's own verifier removed
+    removed_why: list[str] = Field(default_factory=list)  # each removed sentence with the reason its check gave
+    refusal_reason: str = ""  # why the system refused, as it says
     unfaithful: list[str] = Field(default_factory=list)  # sentences failing the eval's independent check
     faithfulness: float | None = None
     faithfulness_sentence: float | None = None  # the same check against the cited spans' whole sentences

@@ -72,7 +72,8 @@ def chatbot_reply(service, question: str, *, id: str | None = None,  # noqa: ANN
         answer=answer.answer, refused=answer.refused,
         cited=[Passage(c.n, c.doc_id, c.start, c.end, c.text) for c in answer.citations],
         prompt=prompt, ranked=ranked, unsupported=answer.unsupported, timings_ms=answer.timings_ms,
-        standalone_question=answer.standalone_question,
+        standalone_question=answer.standalone_question, refusal_reason=answer.refusal_reason,
+        removed_why=[f"{r.text} — {r.reason}" for r in answer.removed],
     ), answer
 
 
@@ -175,6 +176,7 @@ def stored_reply(system: str, r: SystemResult, ref: Reference) -> Reply:
         cited = [Passage(c.n, c.doc_id, c.start, c.end, c.text) for c in r.citations]
     return Reply(answer=r.answer, refused=r.refused if system != "baseline" else is_refusal(r.answer),
                  cited=cited, prompt=r.shown, ranked=r.ranked, unsupported=r.unsupported,
+                 removed_why=r.removed_why, refusal_reason=r.refusal_reason,
                  timings_ms=r.timings_ms, standalone_question=r.standalone_question, error=r.error)
 
 

@@ -43,6 +43,7 @@ TEXT: dict[str, dict[str, str]] = {
     "open_document": {"en": "Open document", "zh": "打开全文"},
     "characters": {"en": "characters", "zh": "字符"},
     "refused_title": {"en": "Not in the documents", "zh": "文件中没有答案"},
+    "why_refused": {"en": "Why:", "zh": "原因（检查结果）："},
     "covers": {"en": "What the documents do cover", "zh": "文件涵盖的内容"},
     "nearest": {"en": "Closest passages found", "zh": "最接近的段落"},
     "error_title": {"en": "The question could not be answered", "zh": "无法回答这个问题"},

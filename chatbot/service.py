@@ -8,6 +8,7 @@ import logging
 import time
 from contextlib import closing
 from collections.abc import Generator, Iterator, Sequence
+from typing import Any
 
 from llama_index.core.llms import LLM as IndexLLM
 
@@ -38,6 +39,20 @@ class AnswerFailed(ChatbotError):
         self.status_code = event.status
 
 
+class _RebuildsWorkflow:
+    """An LLM of the service: setting it (tests script one) rebuilds the workflow around the new one."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = "_" + name
+
+    def __get__(self, service: Any, owner: type | None = None) -> Any:
+        return self if service is None else getattr(service, self.attr)
+
+    def __set__(self, service: Any, llm: Any) -> None:
+        setattr(service, self.attr, llm)
+        service._build()
+
+
 class ChatService:
     def __init__(self, settings: Settings, *, embedders: Embedders, retriever: HybridRetriever,
                  llm: IndexLLM | LLM, translator: IndexLLM | LLM | None = None,
@@ -58,36 +73,13 @@ class ChatService:
         self._static_version = _fingerprint(settings, self.llm)
 
     def _build(self) -> None:
+        self._llm = as_index_llm(self._llm, self.settings)
         self.workflow = build_workflow(self.settings, self.embedders, self.retriever, self.llm, self._translator,
                                        self._rewriter, self.gate, self._text_or_none, self.checks)
 
-    @property
-    def llm(self) -> IndexLLM:
-        """The answer LLM (a llama-index LLM); setting it rebuilds the workflow around the new one."""
-        return self._llm
-
-    @llm.setter
-    def llm(self, llm: IndexLLM | LLM) -> None:
-        self._llm = as_index_llm(llm, self.settings)
-        self._build()
-
-    @property
-    def translator(self) -> IndexLLM | LLM:
-        return self._translator
-
-    @translator.setter
-    def translator(self, llm: IndexLLM | LLM) -> None:
-        self._translator = llm
-        self._build()
-
-    @property
-    def rewriter(self) -> IndexLLM | LLM:
-        return self._rewriter
-
-    @rewriter.setter
-    def rewriter(self, llm: IndexLLM | LLM) -> None:
-        self._rewriter = llm
-        self._build()
+    llm = _RebuildsWorkflow()  # the answer LLM (a llama-index LLM once set)
+    translator = _RebuildsWorkflow()
+    rewriter = _RebuildsWorkflow()
 
     @property
     def model_name(self) -> str:

@@ -75,7 +75,7 @@ def test_answers_through_a_hosted_openai_compatible_endpoint(real_settings, host
     settings = real_settings.model_copy(update={"llm_backend": "hosted", "hosted_base_url": hosted_url,
                                                 "hosted_model": "local-qwen"})
     service = ChatService.from_settings(settings)
-    assert isinstance(service.llm, HostedLLM)
+    assert isinstance(service.llm.engine, HostedLLM)
     a = service.ask("How many municipal state-owned enterprises jointly launched the initiative?")
     assert not a.refused and "11" in a.answer, a
     assert all(doc_text[c.start : c.end] == c.text for c in a.citations)

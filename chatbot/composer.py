@@ -13,8 +13,8 @@ from chatbot.markers import strip_markers
 from chatbot.numbers import chinese_number, extract_quantities, same_value
 from chatbot.premise import PremiseConflict
 from chatbot.query import Query
-from chatbot.retrieval import DocInfo
-from chatbot.schemas import Answer, Citation, Evidence, Removed, Source
+from chatbot.schemas import DocInfo
+from chatbot.schemas import Answer, Citation, Evidence, Removed
 from chatbot.verification import Passage, Verification, has_word
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ class Citer:
                         start=p.start, end=p.end, text=p.text, score=round(p.score, 4),
                         context_start=p.context_start, context_end=p.context_end)
 
-    def source(self, p: Passage) -> Source:
-        return Source(**self.citation(p).model_dump())
-
+    source = citation  # a passage shown to the model is described exactly as a citation of it
 
 def removed_sentences(check: Verification, verdict_check: str = "", verdict_reason: str = "") -> list[Removed]:
     """Each sentence verification removed, with its reason; a whole answer a check refused, with the check's."""

@@ -12,8 +12,8 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from chatbot.query import Query, analyse_question
-from chatbot.retrieval import DocInfo, HybridRetriever, Retrieved, Searched
-from chatbot.schemas import Chunk, Evidence, ScoredChunk
+from chatbot.retrieval import HybridRetriever, Retrieved, Searched
+from chatbot.schemas import Chunk, DocInfo, Evidence, ScoredChunk
 
 
 @dataclass

@@ -17,25 +17,12 @@ from chatbot.evidence import EvidenceSelector
 from chatbot.ingest import open_index
 from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.query import Query
-from chatbot.schemas import Chunk, Evidence, ScoredChunk
+from chatbot.schemas import Chunk, DocInfo, Evidence, ScoredChunk
 from chatbot.sentence_index import SentenceIndex
 from chatbot.snapshot import Snapshot, load_snapshot
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al.)
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DocInfo:
-    doc_id: str
-    title: str
-    source: str
-    outlet: str = ""
-    date: str = ""
-    language: str = ""
-    chunks: int = 0
-    chars: int = 0
-    indexed_at: str = ""
 
 
 @dataclass
@@ -88,9 +75,10 @@ class HybridRetriever:
     def _install(self, snap: Snapshot) -> None:
         catalog = snap.catalog
         self.documents = {
-            doc_id: DocInfo(doc_id, meta["title"], meta["source"], meta.get("outlet", ""), meta.get("date", ""),
-                            meta.get("language", ""), meta.get("chunks", 0), meta.get("chars", 0),
-                            meta.get("indexed_at", ""))
+            doc_id: DocInfo(doc_id=doc_id, title=meta["title"], source=meta["source"],
+                            outlet=meta.get("outlet", ""), date=meta.get("date", ""),
+                            language=meta.get("language", ""), chunks=meta.get("chunks", 0),
+                            chars=meta.get("chars", 0), indexed_at=meta.get("indexed_at", ""))
             for doc_id, meta in catalog["documents"].items()
         }
         self.built_at = catalog.get("built_at", "")

@@ -18,6 +18,20 @@ class Document(BaseModel):
     content_hash: str
 
 
+class DocInfo(BaseModel):
+    """An indexed document, as the catalogue, the API and the chat describe it."""
+
+    doc_id: str = Field(examples=["shanghai-soe-ai-plus-initiative"])
+    title: str
+    source: str
+    outlet: str = ""
+    date: str = ""
+    language: str = ""
+    chunks: int = 0
+    chars: int = Field(0, description="length of the extracted text that citation offsets point into")
+    indexed_at: str = ""
+
+
 class Sentence(BaseModel):
     start: int
     end: int
@@ -65,20 +79,25 @@ class Evidence(BaseModel):
 
 
 class Citation(BaseModel):
+    """A span of a document: in a `sources` event, a passage given to the model, numbered as in the prompt ([n] in
+    the draft refers to it); in an answer, the span a sentence's [n] cites, renumbered in order of citation."""
+
     n: int
     doc_id: str
-    source: str
-    title: str
+    source: str = ""  # the document's path
+    title: str = ""
     outlet: str = ""
     date: str = ""
     start: int
     end: int
-    text: str
+    text: str  # exactly the document's text from start to end
     score: float
-    # The sentence the cited clause belongs to (start/end/text are the clause itself): where to highlight it.
+    # The sentence the span (a clause) belongs to: where to highlight it.
     context_start: int | None = None
     context_end: int | None = None
 
+
+Source = Citation  # the passages of a `sources` event are citations the model may use
 
 class Removed(BaseModel):
     """A sentence of the model's answer that was not shown, and why (the check that removed it)."""
@@ -112,23 +131,6 @@ class Turn(BaseModel):
 
     role: Literal["user", "assistant"]
     content: str
-
-
-class Source(BaseModel):
-    """A passage given to the model, numbered as in the prompt ([n] in the draft refers to it)."""
-
-    n: int
-    doc_id: str
-    title: str = ""
-    source: str = ""
-    outlet: str = ""
-    date: str = ""
-    start: int
-    end: int
-    text: str
-    score: float
-    context_start: int | None = None  # the enclosing sentence of the clause start/end
-    context_end: int | None = None
 
 
 class RetrievedChunk(BaseModel):

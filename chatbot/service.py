@@ -23,8 +23,8 @@ from chatbot.gate import GenerationGate
 from chatbot.ingest import text_path
 from chatbot.llm import LLM
 from chatbot.pipeline import build_workflow, load_llms, warm_prompts
-from chatbot.retrieval import DocInfo, HybridRetriever, require_index
-from chatbot.schemas import Answer, AnswerEvent, ErrorEvent, SourcesEvent, StreamEvent, Turn
+from chatbot.retrieval import HybridRetriever, require_index
+from chatbot.schemas import Answer, AnswerEvent, DocInfo, ErrorEvent, SourcesEvent, StreamEvent, Turn
 from chatbot.workflow import Run, run_sync
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from chatbot.schemas import Answer, Turn
+from chatbot.schemas import Answer, DocInfo, Turn
 
 DocId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ISODate = Annotated[str, StringConstraints(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$")]
@@ -99,16 +99,7 @@ class RetrieveResponse(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
-class DocumentInfo(BaseModel):
-    doc_id: str = Field(examples=[EXAMPLE_DOC])
-    title: str
-    source: str
-    outlet: str = ""
-    date: str = ""
-    language: str = ""
-    chunks: int = 0
-    chars: int = Field(0, description="length of the extracted text that citation offsets point into")
-    indexed_at: str = ""
+DocumentInfo = DocInfo  # the catalogue's own record
 
 
 class DocumentList(BaseModel):

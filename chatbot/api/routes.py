@@ -17,14 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from chatbot.api.errors import ERROR_RESPONSES
 from chatbot.api.metrics import ApiMetrics
 from chatbot.api.models import (
-    AskRequest, DocumentFilter, DocumentInfo, DocumentList, DocumentText, EvidenceSpan, Passage, RetrieveRequest,
+    AskRequest, DocumentFilter, DocumentList, DocumentText, EvidenceSpan, Passage, RetrieveRequest,
     RetrieveResponse,
 )
 from chatbot.api.openapi import NATIVE_STREAM_EVENT
 from chatbot.api.sse import event_source, iterate_closing
 from chatbot.errors import Busy, ChatbotError
 from chatbot.query import analyse_question
-from chatbot.retrieval import DocInfo
+from chatbot.schemas import DocInfo
 from chatbot.schemas import Answer, AnswerEvent, ErrorEvent, StreamEvent
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def native_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/documents", response_model=DocumentList, tags=["documents"], summary="The indexed documents")
     def documents() -> DocumentList:
-        return DocumentList(documents=[DocumentInfo(**asdict(d)) for d in ctx.state.service.documents()])
+        return DocumentList(documents=ctx.state.service.documents())
 
     @router.get("/documents/{doc_id}", response_model=DocumentText, tags=["documents"],
                 summary="A document's metadata and text, or the span a citation points to",

@@ -4,10 +4,10 @@ their [n] markers, its numbers, its names, its language, and whether a sentence 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatbot.evaluation.tomlfile import load_toml
 from chatbot.errors import ChatbotError
 from chatbot.numbers import Quantity, extract_quantities, same_value
 from chatbot.text import CJK, CJK_RANGE, cjk_count
@@ -159,13 +159,7 @@ class Glossary:
 
     @classmethod
     def load(cls, path: Path) -> Glossary:
-        try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
-        except OSError as exc:
-            raise GlossaryError(f"Cannot read the entity list {path}: {exc.strerror}.") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise GlossaryError(f"{path} is not valid TOML: {exc}.") from exc
+        data = load_toml(path, GlossaryError, "entity list")
         entities = []
         for i, entry in enumerate(data.get("entity", []), 1):
             forms = entry.get("forms") if isinstance(entry, dict) else None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+from chatbot.evaluation.tomlfile import load_toml
 from chatbot.errors import ChatbotError
 from chatbot.evaluation.models import GateCheck, GateResult, Metrics, SystemSummary
 
@@ -17,13 +17,7 @@ class ThresholdsError(ChatbotError):
 
 def load_thresholds(path: Path) -> dict[str, dict[str, float]]:
     """{"all"|"en"|"zh": {metric: minimum (or maximum for lower-is-better metrics)}, "gap": {...}}."""
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ThresholdsError(f"Cannot read the thresholds file {path}: {exc.strerror or exc}.") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ThresholdsError(f"{path} is not valid TOML: {exc}.") from exc
+    data = load_toml(path, ThresholdsError, "thresholds file")
     problems = []
     out: dict[str, dict[str, float]] = {}
     for scope, table in data.items():

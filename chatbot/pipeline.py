@@ -16,6 +16,7 @@ from chatbot.embeddings import Embedders, common_english_words
 from chatbot.gate import GenerationGate
 from chatbot.keyword import tokenize
 from chatbot.llm import LLM
+from chatbot.llm import load_llms as load_engines
 from chatbot.nodes import ChunkRetriever, EvidencePostprocessor
 from chatbot.retrieval import HybridRetriever
 from chatbot.rewriting import AnswerTranslator, FollowUpRewriter, QuestionTranslator
@@ -35,13 +36,15 @@ class EmbeddingSimilarity:
 
 
 def load_llms(settings: Settings) -> tuple[IndexLLM, IndexLLM, IndexLLM]:
-    """The answer LLM, and the ones that translate and rewrite follow-ups. A local model gets a llama.cpp
-    context for each, on the same memory-mapped weights, so those prompts do not evict the answer prompt's
-    cached prefix; a hosted or plugged LLM serves all three."""
-    llm = load_index_llm(settings)
-    if settings.llm_backend != "local" or settings.llm_factory:
+    """The answer LLM, and the ones that translate and rewrite follow-ups. A local model is loaded once with a
+    llama.cpp context for each (so those prompts do not evict the answer prompt's cached prefix); a hosted or
+    plugged LLM serves all three."""
+    if settings.llm_factory:
+        llm = load_index_llm(settings)
         return llm, llm, llm
-    return llm, load_index_llm(settings), load_index_llm(settings)
+    engines = load_engines(settings)
+    wrapped = {id(e): as_index_llm(e, settings) for e in engines}
+    return wrapped[id(engines[0])], wrapped[id(engines[1])], wrapped[id(engines[2])]
 
 
 def build_workflow(settings: Settings, embedders: Embedders, hybrid: HybridRetriever, llm: IndexLLM | LLM,

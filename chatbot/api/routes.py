@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends
@@ -223,7 +223,7 @@ def native_router(ctx: ApiContext) -> APIRouter:
         if first > last or last > len(text):
             raise BadSpan(f"The span {first}-{last} is not inside the document, which has {len(text)} characters "
                           "(start ≤ end ≤ length).")
-        return DocumentText(**asdict(info), start=first, end=last, text=text[first:last])
+        return DocumentText(**info.model_dump(), start=first, end=last, text=text[first:last])
 
     return router
 

@@ -62,7 +62,7 @@ def install_api(app: FastAPI, state: AppState) -> None:
     app.include_router(unmatched_api_router(*api_routers))  # after every API route, before the UI takes "/"
     add_components(app, {"StreamEvent": StreamEvent, "ChatCompletionChunk": ChatCompletionChunk})
 
-    app.add_middleware(MethodNotAllowedMiddleware, routes=lambda: app.routes)
+    app.add_middleware(MethodNotAllowedMiddleware, openapi=app.openapi)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatbot.api.models import ErrorResponse
@@ -163,17 +163,23 @@ def install_error_handlers(app: FastAPI, count: Callable[[str], None] = lambda c
 
 
 class MethodNotAllowedMiddleware:
-    """405 with `Allow` for a method that none of the app's own routes at that path takes (TRACE /healthz, PUT
-    /v1/models …), before the chat UI mounted at "/" would answer it with its own 404. CORS preflights are
+    """405 with `Allow` for a method the OpenAPI document does not declare at a path it declares (TRACE /healthz,
+    QUERY /v1/models …), before the chat UI mounted at "/" would answer it with its own 404. CORS preflights are
     answered further out, by the CORS middleware."""
 
-    def __init__(self, app: ASGIApp, routes: Callable[[], list[BaseRoute]]) -> None:
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict[str, Any]]) -> None:
         self.app = app
-        self.routes = routes
+        self.openapi = openapi
+        self._paths: list[tuple[re.Pattern[str], set[str]]] | None = None
+
+    def allowed(self, path: str) -> set[str]:
+        if self._paths is None:
+            self._paths = declared_methods(self.openapi())
+        return next((methods for pattern, methods in self._paths if pattern.fullmatch(path)), set())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            allowed = allowed_methods(self.routes(), scope["path"])
+            allowed = self.allowed(scope["path"])
             if allowed and scope["method"] not in allowed:
                 path = scope["path"] if len(scope["path"]) <= 200 else scope["path"][:200] + "…"
                 response = error_response(405, "method_not_allowed",
@@ -184,10 +190,18 @@ class MethodNotAllowedMiddleware:
         await self.app(scope, receive, send)
 
 
-def allowed_methods(routes: list[BaseRoute], path: str) -> set[str]:
-    """The methods the app's own routes (FastAPI routes and plain Starlette ones, not mounts) take at `path`."""
-    return {method for route in routes if isinstance(route, Route | APIRoute) and route.path_regex.match(path)
-            for method in route.methods or ()}
+def declared_methods(spec: dict[str, Any]) -> list[tuple[re.Pattern[str], set[str]]]:
+    """(path pattern, methods) for every path of an OpenAPI document; a GET path also takes HEAD."""
+    paths = []
+    for template, operations in spec.get("paths", {}).items():
+        methods = {m.upper() for m in operations if m in ("get", "put", "post", "delete", "options", "head",
+                                                         "patch", "trace")}
+        if "GET" in methods:
+            methods.add("HEAD")
+        pattern = re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part)
+                                     for part in re.split(r"(\{[^}]+\})", template)))
+        paths.append((pattern, methods))
+    return paths
 
 
 def unmatched_api_router(*api_routers: APIRouter) -> APIRouter:
@@ -202,7 +216,8 @@ def unmatched_api_router(*api_routers: APIRouter) -> APIRouter:
     @router.api_route("/api/{rest:path}", methods=methods)
     @router.api_route("/v1/{rest:path}", methods=methods)
     def unmatched(request: Request) -> None:
-        allowed = sorted(allowed_methods(list(routes), request.scope["path"]))
+        path = request.scope["path"]
+        allowed = sorted({method for route in routes if route.path_regex.match(path) for method in route.methods or ()})
         if allowed:
             raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
         raise StarletteHTTPException(404)

@@ -121,7 +121,7 @@ messages = [ChatMessage(role="user", content=sys.argv[3])]
 plain = llm.chat(messages)
 streamed = "".join(r.delta or "" for r in llm.stream_chat(messages))
 print(json.dumps({"plain": plain.message.content, "streamed": streamed,
-                  "citations": plain.raw["citations"] if plain.raw is not None else None}))
+                  "citations": plain.raw.model_dump()["citations"] if plain.raw is not None else None}))
 """
 
 

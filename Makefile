@@ -8,7 +8,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export GRADIO_ANALYTICS_ENABLED = False
 export ANONYMIZED_TELEMETRY = False
 
-.PHONY: help setup browser run ingest ask test test-unit test-integration eval eval-gate bench lint clean
+.PHONY: help setup browser tools run ingest ask test test-unit test-integration eval eval-gate bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,7 +30,19 @@ ingest: setup ## index corpus/ into index/
 browser: ## Debian's Chromium and a Chinese font for the browser tests (Playwright drives it; nothing downloads a browser)
 	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-wqy-microhei >/dev/null 2>&1; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
 
-test: setup browser ## set up and run every test (unit, integration with real models, served app in a real browser, eval gate)
+TOOLS := .venv-tools
+$(TOOLS)/llm/bin/llm:
+	$(PY) -m venv $(TOOLS)/llm
+	$(TOOLS)/llm/bin/pip install --quiet llm==0.36
+
+# llama-index-llms-openai-like needs openai<3; the project pins openai 3.57, so it gets a venv of its own
+$(TOOLS)/llamaindex/bin/python:
+	$(PY) -m venv $(TOOLS)/llamaindex
+	$(TOOLS)/llamaindex/bin/pip install --quiet llama-index-llms-openai-like==0.8.1
+
+tools: $(TOOLS)/llm/bin/llm $(TOOLS)/llamaindex/bin/python ## third-party clients the client tests drive, each in its own venv under .venv-tools/ (llm CLI, llama-index OpenAILike)
+
+test: setup browser tools ## set up and run every test (unit, integration with real models, served app in a real browser, eval gate)
 	$(BIN)/python -m pytest tests -q
 
 test-unit: setup ## fast tests, no models

@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.start_loading()
-        yield
+        async with mcp_lifespan():
+            yield
 
     app = FastAPI(title=f"{settings.title['en']} Q&A", version="1.0",
                   description="Cited answers from the indexed documents, offline.", lifespan=lifespan,
@@ -75,6 +76,11 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     from chatbot.api import install_api
 
     install_api(app, state)
+    from chatbot.mcp_server import mcp_http_app
+
+    # MCP over streamable HTTP, behind the API's keys (the dependency is called directly: it is a plain function)
+    mcp_endpoint, mcp_lifespan = mcp_http_app(state, lambda request: app.state.api.authenticated(request, None))
+    app.add_route("/mcp", mcp_endpoint, include_in_schema=False)  # type: ignore[arg-type]  # an ASGI app: served as is
     if ui:
         import gradio as gr
 

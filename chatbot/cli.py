@@ -214,6 +214,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """MCP over stdio: stdout carries the protocol, so every log line goes to stderr."""
+    import logging
+
+    from chatbot.mcp_server import run_stdio
+    from chatbot.state import AppState
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    run_stdio(AppState(_settings(args)))
+    return 0
+
+
 def cmd_model_path(args: argparse.Namespace) -> int:
     from chatbot.llm import resolve_model_path
 
@@ -303,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (default 1). More than one needs a Chroma server (CHATBOT_CHROMA_HOST) and "
                    "serves the HTTP API only; README: \"When one machine is not enough\"")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="serve the Model Context Protocol over stdio (tools ask, search, list_documents; "
+                       "documents as resources), for a desktop AI assistant to launch")
+    p.add_argument("--index", help="index folder (default: index/)")
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("model-path", help="print the path of the GGUF model (CHATBOT_LLM_MODEL), assembling the "
                        "packaged one first; e.g. for `python -m llama_cpp.server --model`")

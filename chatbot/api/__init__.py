@@ -15,7 +15,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatbot.api.auth import dependencies
-from chatbot.api.errors import ERROR_RESPONSES, install_error_handlers, unmatched_api_router
+from chatbot.api.errors import (
+    ERROR_RESPONSES, MethodNotAllowedMiddleware, install_error_handlers, unmatched_api_router,
+)
 from chatbot.api.keys import KeyStore
 from chatbot.api.limits import BodyLimitMiddleware, HeaderLimitMiddleware, RateLimiter
 from chatbot.api.metrics import ApiMetrics, MetricsMiddleware
@@ -60,6 +62,7 @@ def install_api(app: FastAPI, state: AppState) -> None:
     app.include_router(unmatched_api_router(*api_routers))  # after every API route, before the UI takes "/"
     add_components(app, {"StreamEvent": StreamEvent, "ChatCompletionChunk": ChatCompletionChunk})
 
+    app.add_middleware(MethodNotAllowedMiddleware, openapi=app.openapi)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

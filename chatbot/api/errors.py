@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatbot.api.models import ErrorResponse
 from chatbot.errors import ChatbotError
@@ -58,9 +60,9 @@ class HeadersTooLarge(ChatbotError):
 
 
 def error_body(status: int, code: str, message: str, *, retry_after: float | None = None,
-               details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               details: list[dict[str, Any]] | None = None, param: str | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message, "status": status,
-                             "type": ERROR_TYPES.get(status, "invalid_request_error")}
+                             "type": ERROR_TYPES.get(status, "invalid_request_error"), "param": param}
     if retry_after is not None:
         error["retry_after"] = retry_after
     if details:
@@ -78,13 +80,15 @@ def error_headers(status: int, retry_after: float | None) -> dict[str, str]:
 
 
 def error_response(status: int, code: str, message: str, *, retry_after: float | None = None,
-                   details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message, retry_after=retry_after, details=details),
-                        status_code=status, headers=error_headers(status, retry_after))
+                   details: list[dict[str, Any]] | None = None, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, retry_after=retry_after, details=details, param=param),
+                        status_code=status, headers={**error_headers(status, retry_after), **(headers or {})})
 
 
 def chatbot_error_response(exc: ChatbotError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, str(exc), retry_after=exc.retry_after)
+    return error_response(exc.status_code, exc.code, str(exc), retry_after=exc.retry_after,
+                          param=getattr(exc, "param", None))
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -158,6 +162,48 @@ def install_error_handlers(app: FastAPI, count: Callable[[str], None] = lambda c
     app.add_exception_handler(Exception, on_unexpected)
 
 
+class MethodNotAllowedMiddleware:
+    """405 with `Allow` for a method the OpenAPI document does not declare at a path it declares (TRACE /healthz,
+    QUERY /v1/models …), before the chat UI mounted at "/" would answer it with its own 404. CORS preflights are
+    answered further out, by the CORS middleware."""
+
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self.openapi = openapi
+        self._paths: list[tuple[re.Pattern[str], set[str]]] | None = None
+
+    def allowed(self, path: str) -> set[str]:
+        if self._paths is None:
+            self._paths = declared_methods(self.openapi())
+        return next((methods for pattern, methods in self._paths if pattern.fullmatch(path)), set())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            allowed = self.allowed(scope["path"])
+            if allowed and scope["method"] not in allowed:
+                path = scope["path"] if len(scope["path"]) <= 200 else scope["path"][:200] + "…"
+                response = error_response(405, "method_not_allowed",
+                                          f"{scope['method']} is not allowed on {path}; see /docs.",
+                                          headers={"Allow": ", ".join(sorted(allowed))})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def declared_methods(spec: dict[str, Any]) -> list[tuple[re.Pattern[str], set[str]]]:
+    """(path pattern, methods) for every path of an OpenAPI document; a GET path also takes HEAD."""
+    paths = []
+    for template, operations in spec.get("paths", {}).items():
+        methods = {m.upper() for m in operations if m in ("get", "put", "post", "delete", "options", "head",
+                                                         "patch", "trace")}
+        if "GET" in methods:
+            methods.add("HEAD")
+        pattern = re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part)
+                                     for part in re.split(r"(\{[^}]+\})", template)))
+        paths.append((pattern, methods))
+    return paths
+
+
 def unmatched_api_router(*api_routers: APIRouter) -> APIRouter:
     """Answers every /api/ and /v1/ path that none of `api_routers` has, in the JSON error shape: 405 where one
     has the path but not the method, else 404. Without it the chat UI mounted at "/" would answer them with its
@@ -165,8 +211,10 @@ def unmatched_api_router(*api_routers: APIRouter) -> APIRouter:
     routes = [route for router in api_routers for route in router.routes if isinstance(route, APIRoute)]
     router = APIRouter(include_in_schema=False)
 
-    @router.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-    @router.api_route("/v1/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+    @router.api_route("/api/{rest:path}", methods=methods)
+    @router.api_route("/v1/{rest:path}", methods=methods)
     def unmatched(request: Request) -> None:
         path = request.scope["path"]
         allowed = sorted({method for route in routes if route.path_regex.match(path) for method in route.methods or ()})

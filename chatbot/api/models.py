@@ -122,6 +122,8 @@ class ErrorDetail(BaseModel):
     retry_after: float | None = Field(None, description="seconds to wait before retrying (also the Retry-After "
                                                         "header)")
     details: list[dict[str, Any]] | None = Field(None, description="one entry per invalid field")
+    param: str | None = Field(None, description="the request parameter at fault (OpenAI's `param`)",
+                              examples=["n"])
 
 
 class ErrorResponse(BaseModel):

@@ -4,9 +4,10 @@ base_url. The answer keeps its [n] markers; its citations travel as a top-level 
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from chatbot.api.openapi import OPENAI_STREAM_EVENT
 from chatbot.api.sse import event_source
 from chatbot.errors import ChatbotError, EmptyQuestion
 from chatbot.schemas import Answer, AnswerEvent, Citation, ErrorEvent, SourcesEvent, Turn
+from chatbot.text import is_cjk
 
 MODEL_ID = "soe-ai-plus-qa"
 
@@ -48,10 +50,18 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool | None = Field(None, description="a last chunk with `usage` (and no choices) before [DONE]")
+
+
 class ChatCompletionRequest(BaseModel):
     """The OpenAI request body. The last message (role `user`) is the question; earlier `user`/`assistant`
     messages are the conversation a follow-up is read with. `system` messages and sampling parameters
-    (temperature, max_tokens, …) are accepted and ignored: the server's own prompt and settings apply."""
+    (temperature, max_tokens, …) are accepted and ignored: the server's own prompt and settings apply.
+    What would change the shape of the answer is refused with a 400 naming the parameter: `n` above 1,
+    `tools` (and `functions`), and a `response_format` other than `text`."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
         {"model": MODEL_ID, "messages": [{"role": "user", "content": "Who launched the AI+ Action Initiative?"}]},
@@ -64,6 +74,12 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(MODEL_ID, max_length=200, description=f"any value; the server answers as `{MODEL_ID}`")
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, le=128, description="only 1: one answer per question (more → 400)")
+    tools: list[dict[str, Any]] | None = Field(None, max_length=128, description="not supported (→ 400)")
+    functions: list[dict[str, Any]] | None = Field(None, max_length=128, description="not supported (→ 400)")
+    response_format: dict[str, Any] | None = Field(
+        None, description="only `{\"type\": \"text\"}`: the answer is cited prose (others → 400)")
     top_k: int | None = Field(None, ge=1, le=20, description="extension: chunks to retrieve")
     doc_ids: list[DocId] | None = Field(None, max_length=50, description="extension: search only these documents")
     filter: DocumentFilter | None = Field(None, description="extension: search only documents with this metadata")
@@ -72,6 +88,18 @@ class ChatCompletionRequest(BaseModel):
 class CompletionMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
+    refusal: None = Field(None, description="always null: a question the documents cannot answer is answered "
+                                            "with a refusal in `content` and `refused: true`")
+
+
+class Usage(BaseModel):
+    """Tokens of this exchange, counted with the answer model's own tokenizer (an estimate where the model
+    has none: see docs/clients.md). `prompt_tokens`: the messages sent; `completion_tokens`: the content
+    returned (the quoted text of an extractive answer)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class CompletionChoice(BaseModel):
@@ -90,6 +118,7 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     choices: list[CompletionChoice]
+    usage: Usage
     citations: list[Citation] = Field(description="what each [n] in the content cites (empty when refused)")
     refused: bool = Field(description="true: the documents don't contain the answer")
     mode: Literal["generated", "extractive"] = Field(
@@ -110,6 +139,8 @@ class ModelList(BaseModel):
 
 
 class ChunkDelta(BaseModel):
+    """Sent without the fields it does not carry (the first chunk: role; later ones: content; the last: none)."""
+
     role: Literal["assistant"] | None = None
     content: str | None = None
 
@@ -129,7 +160,9 @@ class ChatCompletionChunk(BaseModel):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
     model: str
-    choices: list[ChunkChoice]
+    choices: list[ChunkChoice] = Field(description="empty in the usage chunk")
+    usage: Usage | None = Field(None, description="with `stream_options.include_usage`: null, except in the extra "
+                                                  "last chunk (empty `choices`) that carries the counts")
     citations: list[Citation] | None = Field(None, description="last chunk only: what each [n] cites")
     refused: bool | None = Field(None, description="last chunk only")
     mode: Literal["generated", "extractive"] | None = Field(None, description="last chunk only")
@@ -148,10 +181,54 @@ def question_and_history(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
     return question, history
 
 
-def completion(answer: Answer, model: str) -> ChatCompletion:
+class UnsupportedParameter(ChatbotError):
+    """A request parameter this server cannot honour: refused rather than silently ignored (OpenAI's 400 with
+    `param`)."""
+
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def refuse_unsupported(body: ChatCompletionRequest) -> None:
+    if body.n is not None and body.n > 1:
+        raise UnsupportedParameter("n", f"n={body.n}: this server gives one answer per question; send n=1 or "
+                                        "leave n out.")
+    for name in ("tools", "functions"):
+        if getattr(body, name):
+            raise UnsupportedParameter(name, f"`{name}` is not supported: this server answers from its documents "
+                                             "and calls no tools. Leave it out.")
+    kind = (body.response_format or {}).get("type", "text")
+    if kind != "text":
+        raise UnsupportedParameter("response_format", f"response_format {kind!r} is not supported: the answer is "
+                                                      "cited prose. Send {\"type\": \"text\"} or leave it out.")
+
+
+def estimate_tokens(text: str) -> int:
+    """OpenAI's rule of thumb where the model has no tokenizer of its own: a token per CJK character, a token
+    per four other characters."""
+    cjk = sum(1 for ch in text if is_cjk(ch))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def token_counter(llm: Any) -> Callable[[str], int]:
+    """The answer model's own tokenizer (the local llama.cpp engine has one), else `estimate_tokens`."""
+    count = getattr(getattr(llm, "engine", llm), "count_tokens", None)
+    return count if callable(count) else estimate_tokens
+
+
+def usage(count: Callable[[str], int], messages: list[ChatMessage], content: str) -> Usage:
+    prompt = sum(count(text) for m in messages if (text := m.text()))
+    completion_tokens = count(content) if content else 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion_tokens, total_tokens=prompt + completion_tokens)
+
+
+def completion(answer: Answer, model: str, tokens: Usage) -> ChatCompletion:
     return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=model,
-                          choices=[CompletionChoice(message=CompletionMessage(content=answer.answer))],
-                          citations=answer.citations, refused=answer.refused, mode=answer.mode,
+                          choices=[CompletionChoice(message=CompletionMessage(content=answer.answer, refusal=None))],
+                          usage=tokens, citations=answer.citations, refused=answer.refused, mode=answer.mode,
                           notice=answer.notice)
 
 
@@ -159,7 +236,9 @@ STREAM_DESCRIPTION = """With `"stream": true`: Server-Sent Events in OpenAI's fo
 lines and a final `data: [DONE]`. The first chunk (role `assistant`) comes once retrieval is done; the answer
 text comes once it is **verified** (the model's provisional drafts are not sent here, since OpenAI clients
 append every delta and could not take one back; POST /api/v1/ask/stream streams the drafts). The last chunk has
-`finish_reason: "stop"` and the top-level `citations`, `refused`, `mode` and `notice`. A failure mid-stream is sent as
+`finish_reason: "stop"` and the top-level `citations`, `refused`, `mode` and `notice`; with
+`stream_options: {"include_usage": true}` one more chunk follows with empty `choices` and the `usage` (the other
+chunks then carry `usage: null`). A failure mid-stream is sent as
 `data: {"error": {...}}`, which the openai SDK raises as an APIError."""
 
 
@@ -177,9 +256,11 @@ def openai_router(ctx: ApiContext) -> APIRouter:
                  responses={200: {"description": "a completion, or with `stream: true` an event stream",
                                   "content": {"text/event-stream": {"schema": OPENAI_STREAM_EVENT}}}})
     async def chat_completions(body: ChatCompletionRequest) -> Any:
+        refuse_unsupported(body)
         service = ctx.state.service
         question, history = question_and_history(body.messages)
         model = MODEL_ID
+        count = token_counter(service.llm)
         if not body.stream:
             def answer() -> Answer:
                 doc_ids = resolve_doc_ids(service, body.doc_ids, body.filter)
@@ -191,22 +272,31 @@ def openai_router(ctx: ApiContext) -> APIRouter:
 
             result = await run_in_threadpool(answer)
             ctx.metrics.observe_answer(result)
-            return JSONResponse(completion(result, model).model_dump(mode="json"))
+            tokens = await run_in_threadpool(usage, count, body.messages, result.answer)
+            return JSONResponse(completion(result, model, tokens).model_dump(mode="json"))
 
         stream = await run_in_threadpool(lambda: open_stream(
             service, question, history=history, top_k=body.top_k, doc_ids=body.doc_ids, filt=body.filter))
         chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
+        with_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-        def chunk(delta: ChunkDelta, finish: Literal["stop"] | None = None, answer: Answer | None = None,
-                  ) -> ServerSentEvent:
+        def chunk(delta: ChunkDelta | None, finish: Literal["stop"] | None = None, answer: Answer | None = None,
+                  tokens: Usage | None = None) -> ServerSentEvent:
             data = ChatCompletionChunk(
                 id=chunk_id, created=created, model=model,
-                choices=[ChunkChoice(delta=delta, finish_reason=finish)],
-                citations=answer.citations if answer else None, refused=answer.refused if answer else None,
-                mode=answer.mode if answer else None, notice=answer.notice if answer else None)
-            omit = {"citations", "refused", "mode", "notice"} if answer is None else set()
-            return ServerSentEvent(data=data.model_dump_json(exclude=omit))
+                choices=[ChunkChoice(delta=delta, finish_reason=finish)] if delta is not None else [],
+                usage=tokens, citations=answer.citations if answer else None,
+                refused=answer.refused if answer else None, mode=answer.mode if answer else None,
+                notice=answer.notice if answer else None).model_dump(mode="json")
+            for choice in data["choices"]:  # the spec's delta has no null fields
+                choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+            if answer is None:
+                for extension in ("citations", "refused", "mode", "notice"):
+                    del data[extension]
+            if not with_usage:
+                del data["usage"]
+            return ServerSentEvent(data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
         async def events() -> AsyncGenerator[ServerSentEvent, None]:
             async with aclosing(observed(ctx, stream)) as items:
@@ -217,6 +307,8 @@ def openai_router(ctx: ApiContext) -> APIRouter:
                         a = event.answer
                         yield chunk(ChunkDelta(content=a.answer))
                         yield chunk(ChunkDelta(), "stop", a)
+                        if with_usage:
+                            yield chunk(None, tokens=await run_in_threadpool(usage, count, body.messages, a.answer))
                     elif isinstance(event, ErrorEvent):
                         retry = service.gate.retry_after() if event.code == "busy" else None
                         error = error_body(event.status, event.code, event.message, retry_after=retry)

@@ -47,7 +47,18 @@ def add_components(app: FastAPI, models: dict[str, Any]) -> None:
                 for sub, definition in schema.pop("$defs", {}).items():
                     components.setdefault(sub, definition)
                 components.setdefault(name, schema)
+            optional_security(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def optional_security(spec: dict[str, Any]) -> None:
+    """The API is open until the first key exists, so a key is one way in, not the only one: each operation's
+    security requirements gain the empty alternative `{}` (OpenAPI's "no credentials needed")."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            security = operation.get("security") if isinstance(operation, dict) else None
+            if security and {} not in security:
+                security.append({})

@@ -125,6 +125,25 @@ def error_event_data(event: ErrorEvent, service: ChatService) -> dict[str, Any]:
     return data
 
 
+def retrieve_passages(service: ChatService, question: str, *, top_k: int | None = None,
+                      doc_ids: Sequence[str] | None = None, filt: DocumentFilter | None = None) -> RetrieveResponse:
+    """What retrieval finds for a question (no generation): the chunks with their offsets and scores, and the
+    evidence sentences an answer would cite."""
+    question = service.validate(question)
+    wanted = resolve_doc_ids(service, doc_ids, filt)
+    found = service.retriever.retrieve(analyse_question(question), top_k=top_k,
+                                       doc_ids=frozenset(wanted) if wanted is not None else None)
+    docs = service.retriever.documents
+    passages = [Passage(doc_id=sc.chunk.doc_id, title=docs[sc.chunk.doc_id].title if sc.chunk.doc_id in docs
+                        else "", source=docs[sc.chunk.doc_id].source if sc.chunk.doc_id in docs else "",
+                        start=sc.chunk.start, end=sc.chunk.end, text=sc.chunk.text, score=round(sc.score, 5),
+                        similarity=round(sc.dense, 4)) for sc in found.chunks]
+    evidence = [EvidenceSpan(n=i, doc_id=e.doc_id, start=e.start, end=e.end, text=e.text, score=round(e.score, 4))
+                for i, e in enumerate(found.evidence, 1)]
+    return RetrieveResponse(question=question, language=found.language, relevant=found.relevant,
+                            passages=passages, evidence=evidence, timings_ms=found.timings_ms)
+
+
 SSE_DESCRIPTION = """Server-Sent Events, one JSON object per `data:` line, named by `event:` (= its `type`):
 
 1. `sources`: what retrieval found (`question` searched, `relevant`, `sources` numbered as `[n]` cites them);
@@ -188,20 +207,8 @@ def native_router(ctx: ApiContext) -> APIRouter:
     @router.post("/retrieve", response_model=RetrieveResponse, tags=["retrieval"],
                  summary="Passages for a question, with scores and character offsets (no generation)")
     def retrieve(body: RetrieveRequest) -> RetrieveResponse:
-        service = ctx.state.service
-        question = service.validate(body.question)
-        doc_ids = resolve_doc_ids(service, body.doc_ids, body.filter)
-        found = service.retriever.retrieve(analyse_question(question), top_k=body.top_k,
-                                           doc_ids=frozenset(doc_ids) if doc_ids is not None else None)
-        docs = service.retriever.documents
-        passages = [Passage(doc_id=sc.chunk.doc_id, title=docs[sc.chunk.doc_id].title if sc.chunk.doc_id in docs
-                            else "", source=docs[sc.chunk.doc_id].source if sc.chunk.doc_id in docs else "",
-                            start=sc.chunk.start, end=sc.chunk.end, text=sc.chunk.text, score=round(sc.score, 5),
-                            similarity=round(sc.dense, 4)) for sc in found.chunks]
-        evidence = [EvidenceSpan(n=i, doc_id=e.doc_id, start=e.start, end=e.end, text=e.text, score=round(e.score, 4))
-                    for i, e in enumerate(found.evidence, 1)]
-        return RetrieveResponse(question=question, language=found.language, relevant=found.relevant,
-                                passages=passages, evidence=evidence, timings_ms=found.timings_ms)
+        return retrieve_passages(ctx.state.service, body.question, top_k=body.top_k, doc_ids=body.doc_ids,
+                                 filt=body.filter)
 
     @router.get("/documents", response_model=DocumentList, tags=["documents"], summary="The indexed documents")
     def documents() -> DocumentList:

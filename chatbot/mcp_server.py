@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatbot.api.errors import chatbot_error_response, error_response
-from chatbot.api.models import DocumentInfo, DocumentList, RetrieveResponse
+from chatbot.api.models import DocumentList, RetrieveResponse
 from chatbot.api.routes import refuse_when_full, resolve_doc_ids, retrieve_passages, with_retry_after
 from chatbot.errors import ChatbotError
 from chatbot.schemas import Answer, Turn
@@ -124,7 +123,7 @@ def build_mcp_server(state: AppState, *, wait_ready_s: float = 0.0) -> ChatbotMC
                              "the resource document://{doc_id}.")
     async def list_documents() -> DocumentList:
         service = await server.service()
-        return DocumentList(documents=[DocumentInfo(**asdict(d)) for d in service.documents()])
+        return DocumentList(documents=service.documents())
 
     @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain",
                      description="A document's extracted text: the text citation offsets point into")

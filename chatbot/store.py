@@ -1,5 +1,6 @@
-"""The only chromadb importer. Chroma holds the whole index: chunk and sentence vectors per embedder, each
-document's text, and the catalog record whose write commits an ingest. Embedded or a Chroma server."""
+"""The only chromadb importer. Chroma holds the whole index: chunk nodes (through llama-index's
+ChromaVectorStore) and sentence vectors per embedder, each document's text, and the catalog record whose write
+commits an ingest. Embedded or a Chroma server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from llama_index.core.schema import BaseNode
+from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from chatbot.errors import ChatbotError
 from chatbot.schemas import Chunk, Sentence
@@ -139,17 +142,35 @@ class _Collection:
         return len(dead)
 
 
-class ChromaStore(_Collection):
-    """Chunks and their vectors for one embedder (cosine space)."""
+class IndexVectorStore(ChromaVectorStore):
+    """llama-index's ChromaVectorStore over one chunk collection of the index. Each node written is stamped
+    with the index's recipe, replaces a record of the same id (Chroma's add keeps an existing one: a chunk
+    whose vector changed with the recipe keeps its id) and goes in batches Chroma accepts."""
 
-    def upsert_chunks(self, chunks: list[Chunk], vectors: np.ndarray, hashes: list[str]) -> None:
-        """Titles and sources live in the catalog, not on every chunk (fewer metadata to index)."""
-        metas = [
-            {"doc_id": c.doc_id, "content_hash": h, "recipe": self.recipe, "start": c.start, "end": c.end,
-             "sentences": json.dumps([[s.start, s.end] for s in c.sentences])}
-            for c, h in zip(chunks, hashes)
-        ]
-        self._upsert([c.chunk_id for c in chunks], vectors, metas, [c.text for c in chunks])
+    recipe: str = ""
+    max_batch: int = 4096
+
+    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+        ids: list[str] = []
+        for part in _batches(len(nodes), self.max_batch):
+            batch = nodes[part]
+            for node in batch:
+                node.metadata["recipe"] = self.recipe
+            self._collection.delete(ids=[n.node_id for n in batch])
+            ids += super().add(batch, **add_kwargs)
+        return ids
+
+
+class ChromaStore(_Collection):
+    """Chunk nodes and their vectors for one embedder (cosine space): written through `vector_store`, read
+    back as the project's Chunks (the metadata keys doc_id, start, end, sentences)."""
+
+    def __init__(self, client, name: str, recipe: str) -> None:  # noqa: ANN001
+        super().__init__(client, name, recipe)
+        self.vector_store = IndexVectorStore(chroma_collection=self._collection)
+        # ChromaVectorStore's __init__ takes only its own arguments
+        self.vector_store.recipe = recipe
+        self.vector_store.max_batch = self._max_batch
 
     def all_chunks(self, live_versions: set[str] | None = None) -> list[Chunk]:
         """The chunks of live_versions (every chunk when None), in (doc_id, start) order."""

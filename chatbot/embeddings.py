@@ -184,9 +184,11 @@ class SentenceTransformerEmbedder(_NumpyEmbedding):
             pass
         path = resolve_st_path(spec)
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        super().__init__(model_name=str(path), embed_batch_size=LLAMA_BATCH, name=st_name(spec),
-                         dim=int(model.get_embedding_dimension() or 0), threads=threads,
-                         bulk_threads=max(threads, bulk_threads or threads), bulk_bf16=cpu_has_bf16(), path=path)
+        fields: dict[str, Any] = {
+            "model_name": str(path), "embed_batch_size": LLAMA_BATCH, "name": st_name(spec),
+            "dim": int(model.get_embedding_dimension() or 0), "threads": threads,
+            "bulk_threads": max(threads, bulk_threads or threads), "bulk_bf16": cpu_has_bf16(), "path": path}
+        super().__init__(**fields)
         self._model = model
 
     @classmethod

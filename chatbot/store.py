@@ -150,10 +150,16 @@ class IndexVectorStore(ChromaVectorStore):
     recipe: str = ""
     max_batch: int = 4096
 
-    def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+    def __init__(self, collection: Any, recipe: str, max_batch: int) -> None:
+        super().__init__(chroma_collection=collection)
+        # ChromaVectorStore's __init__ passes on only its own fields
+        self.recipe = recipe
+        self.max_batch = max_batch
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         ids: list[str] = []
         for part in _batches(len(nodes), self.max_batch):
-            batch = nodes[part]
+            batch = list(nodes[part])
             for node in batch:
                 node.metadata["recipe"] = self.recipe
             self._collection.delete(ids=[n.node_id for n in batch])
@@ -167,10 +173,7 @@ class ChromaStore(_Collection):
 
     def __init__(self, client, name: str, recipe: str) -> None:  # noqa: ANN001
         super().__init__(client, name, recipe)
-        self.vector_store = IndexVectorStore(chroma_collection=self._collection)
-        # ChromaVectorStore's __init__ takes only its own arguments
-        self.vector_store.recipe = recipe
-        self.vector_store.max_batch = self._max_batch
+        self.vector_store = IndexVectorStore(self._collection, recipe, self._max_batch)
 
     def all_chunks(self, live_versions: set[str] | None = None) -> list[Chunk]:
         """The chunks of live_versions (every chunk when None), in (doc_id, start) order."""

@@ -83,9 +83,9 @@ import numpy as np  # noqa: E402
 
 from chatbot.chunking import chunk_document, split_sentences  # noqa: E402
 from chatbot.corpus import load_corpus  # noqa: E402
-from chatbot.ingest import IngestRunning, ingest_lock, open_index, text_path  # noqa: E402
+from chatbot.ingest import IngestRunning, ingest_lock, open_index  # noqa: E402
 from chatbot.retrieval import HybridRetriever  # noqa: E402
-from chatbot.snapshot import CATALOG, KEYWORD, SENTENCES, TEXTS, read_local_catalog  # noqa: E402
+from chatbot.snapshot import CATALOG, KEYWORD, SENTENCES, TEXTS, read_local_catalog, text_path  # noqa: E402
 from chatbot.store import IndexVectorStore, _Collection, chroma_client  # noqa: E402
 
 QUESTIONS = ["How many enterprises launched the initiative?", "What is the AI+ action about?",

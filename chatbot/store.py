@@ -169,7 +169,7 @@ class IndexVectorStore(ChromaVectorStore):
 
 class ChromaStore(_Collection):
     """Chunk nodes and their vectors for one embedder (cosine space): written through `vector_store`, read
-    back as the project's Chunks (the metadata keys doc_id, start, end, sentences)."""
+    back as the project's Chunks (from the metadata keys doc_id and sentences)."""
 
     def __init__(self, client, name: str, recipe: str) -> None:  # noqa: ANN001
         super().__init__(client, name, recipe)
@@ -224,12 +224,13 @@ class ChromaStore(_Collection):
 
     @staticmethod
     def _to_chunk(chunk_id: str, text: str, meta: dict) -> Chunk:
+        """A chunk's offsets are its first sentence's start and last sentence's end."""
         spans = json.loads(meta["sentences"])
         return Chunk(
             chunk_id=chunk_id,
             doc_id=meta["doc_id"],
-            start=int(meta["start"]),
-            end=int(meta["end"]),
+            start=int(spans[0][0]),
+            end=int(spans[-1][1]),
             text=text,
             sentences=[Sentence(start=s, end=e) for s, e in spans],
         )

@@ -31,7 +31,7 @@ from chatbot.config import Settings
 from chatbot.corpus import load_corpus
 from chatbot.embeddings import Embedders, embedder_names, load_embedders
 from chatbot.errors import ChatbotError
-from chatbot.ingest.nodes import SentenceChunker, as_llama_document, node_sentences
+from chatbot.ingest.nodes import LABELS, SentenceChunker, as_llama_document, node_sentences
 from chatbot.ingest.pipeline import SentenceMeanEmbedding, ingestion_pipeline
 from chatbot.schemas import Document
 from chatbot.snapshot import build_snapshot, live_versions, load_local, local_files_current, save_local
@@ -39,7 +39,6 @@ from chatbot.snapshot import text_path  # noqa: F401 - chatbot/service.py import
 from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
 
 INDEX_VERSION = 4  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
-_LABELS = ("title", "source", "outlet", "date", "language")  # a document's catalog entry besides its content
 LOCK = "ingest.lock"
 
 
@@ -194,7 +193,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     summary.deleted = sorted(set((committed or {}).get("documents", {})) - set(current))
 
     relabelled = any(previous[d.doc_id].get(k) != getattr(d, k) for d in scan.documents if d.doc_id in previous
-                     for k in _LABELS)
+                     for k in LABELS)
     if committed is not None and not to_index and not summary.deleted and not summary.interrupted and not relabelled:
         if not local_files_current(index_dir, committed):  # a copy an interrupted run left stale, or none
             save_local(index_dir, build_snapshot(index, committed))
@@ -224,7 +223,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
         if doc.doc_id in planned:
             documents[doc.doc_id] = planned[doc.doc_id].entry(now)
         else:
-            documents[doc.doc_id] = {**previous[doc.doc_id], **{k: getattr(doc, k) for k in _LABELS}}
+            documents[doc.doc_id] = {**previous[doc.doc_id], **{k: getattr(doc, k) for k in LABELS}}
     catalog = {"version": INDEX_VERSION, "recipe": index.recipe, "generation": (stamp[1] if stamp else 0) + 1,
                "embedders": index.embedders, "built_at": now, "documents": documents}
     index.catalog.write(catalog)  # the commit: from here on the new versions are the index

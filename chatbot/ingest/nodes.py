@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.node_parser import NodeParser
-from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, TextNode
+from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.schema import Document as LlamaDocument
 
 from chatbot.chunking import chunk_document, split_sentences
@@ -16,7 +16,7 @@ from chatbot.schemas import Document
 
 LABELS = ("title", "outlet", "date", "language", "source")  # what a reader is told about a document
 # Index bookkeeping on every node: neither embedded nor shown to an LLM.
-BOOKKEEPING = ("content_hash", "start", "end", "sentences", "recipe")
+BOOKKEEPING = ("content_hash", "sentences", "recipe")
 
 
 def as_llama_document(doc: Document) -> LlamaDocument:
@@ -37,7 +37,7 @@ def node_sentences(node: BaseNode) -> list[tuple[int, int]]:
 class SentenceChunker(NodeParser):
     """Whole sentences packed into chunks of about max_chars, consecutive chunks sharing overlap_sentences
     (chatbot.chunking.chunk_document: the same boundaries and content-hash ids). Each TextNode keeps its
-    offsets into the document text (start_char_idx / end_char_idx, and start / end / sentences in its metadata,
+    offsets into the document text (start_char_idx / end_char_idx, and its sentences' spans in its metadata,
     which a vector store keeps flat) and its document's metadata."""
 
     max_chars: int = 900
@@ -54,29 +54,32 @@ class SentenceChunker(NodeParser):
         text = doc.get_content(metadata_mode=MetadataMode.NONE)
         content_hash = str(doc.metadata.get("content_hash") or hashlib.sha256(text.encode("utf-8")).hexdigest())
         record = Document(doc_id=doc.node_id, title="", source="", text=text, content_hash=content_hash)
-        source = doc.as_related_node_info()
-        excluded_embed = [*LABELS, *BOOKKEEPING, *doc.excluded_embed_metadata_keys]
-        excluded_llm = [*BOOKKEEPING, *doc.excluded_llm_metadata_keys]
+        # The document's id, type and hash (not its metadata again: each node already carries it)
+        source = RelatedNodeInfo(node_id=doc.node_id, node_type=doc.get_type(), hash=doc.hash)
+        inherited = dict(doc.metadata) if self.include_metadata else {}
+        excluded_embed = list(dict.fromkeys([*LABELS, *BOOKKEEPING, *doc.excluded_embed_metadata_keys]))
+        excluded_llm = list(dict.fromkeys([*BOOKKEEPING, *doc.excluded_llm_metadata_keys]))
         out: list[BaseNode] = []
         for c in chunk_document(record, max_chars=self.max_chars, overlap_sentences=self.overlap_sentences,
                                 sentences=split_sentences(text)):
             out.append(TextNode(
                 id_=c.chunk_id, text=c.text, start_char_idx=c.start, end_char_idx=c.end,
-                metadata={"content_hash": content_hash, "start": c.start, "end": c.end,
+                metadata={**inherited, "content_hash": content_hash,
                           "sentences": json.dumps([[s.start, s.end] for s in c.sentences])},
-                excluded_embed_metadata_keys=list(dict.fromkeys(excluded_embed)),
-                excluded_llm_metadata_keys=list(dict.fromkeys(excluded_llm)),
+                excluded_embed_metadata_keys=excluded_embed, excluded_llm_metadata_keys=excluded_llm,
                 relationships={NodeRelationship.SOURCE: source},
             ))
+        if self.include_prev_next_rel:
+            # Links by id only: llama-index's own carry the neighbour's metadata, which every vector store
+            # then writes again with each node.
+            for prev, nxt in zip(out, out[1:]):
+                prev.relationships[NodeRelationship.NEXT] = RelatedNodeInfo(node_id=nxt.node_id)
+                nxt.relationships[NodeRelationship.PREVIOUS] = RelatedNodeInfo(node_id=prev.node_id)
         return out
 
     def _postprocess_parsed_nodes(self, nodes: list[BaseNode], parent_doc_map: dict[str, LlamaDocument]
                                   ) -> list[BaseNode]:
-        """llama-index's step (document metadata, previous/next links), keeping the chunker's own offsets: the
-        base class finds each chunk's text in the document, which puts a repeated text at its first copy."""
-        spans = [(getattr(n, "start_char_idx", None), getattr(n, "end_char_idx", None)) for n in nodes]
-        nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
-        for node, (start, end) in zip(nodes, spans):
-            if isinstance(node, TextNode):
-                node.start_char_idx, node.end_char_idx = start, end
+        """Nothing left to do: chunk_nodes gives each node its document's metadata, source and neighbours. (The
+        base class would look each chunk's text up in the document, which puts a repeated text at its first
+        copy, and link neighbours with their whole metadata.)"""
         return nodes

@@ -62,9 +62,11 @@ class SentenceMeanEmbedding(TransformComponent):
 
 
 def sentence_texts(node: BaseNode) -> list[str]:
+    """A chunk node's sentences (its text starts with the first one)."""
     text = node.get_content(metadata_mode=MetadataMode.NONE)
-    offset = int(node.metadata["start"])
-    return [text[s - offset : e - offset] for s, e in node_sentences(node)]
+    spans = node_sentences(node)
+    offset = spans[0][0]
+    return [text[s - offset : e - offset] for s, e in spans]
 
 
 def sentence_mean(texts: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:

@@ -162,7 +162,10 @@ class IndexVectorStore(ChromaVectorStore):
             batch = list(nodes[part])
             for node in batch:
                 node.metadata["recipe"] = self.recipe
-            self._collection.delete(ids=[n.node_id for n in batch])
+            # Looking first: a read costs a few ms, a delete (a write, even of nothing) about 0.1 s per 1,000 ids.
+            existing = self._collection.get(ids=[n.node_id for n in batch], include=[])["ids"]
+            if existing:
+                self._collection.delete(ids=existing)
             ids += super().add(batch, **add_kwargs)
         return ids
 

@@ -40,11 +40,12 @@ class SentenceMeanEmbedding(TransformComponent):
         return "SentenceMeanEmbedding"
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        parts = [sentence_texts(node) for node in nodes]
         texts: dict[str, None] = {}
-        for node in nodes:
+        for node, sentences in zip(nodes, parts):
             if self.chunk_text:
                 texts[node.get_content(metadata_mode=MetadataMode.NONE)] = None
-            texts.update(dict.fromkeys(sentence_texts(node)))
+            texts.update(dict.fromkeys(sentences))
         if len(self.vectors) > VECTOR_CACHE_TEXTS:
             self.vectors.clear()
         todo = [t for t in texts if t not in self.vectors]
@@ -54,9 +55,9 @@ class SentenceMeanEmbedding(TransformComponent):
             self.vectors.update(zip(todo, bulk(todo)))
             self.seconds += time.perf_counter() - t0
             self.embedded += len(todo)
-        for node in nodes:
+        for node, sentences in zip(nodes, parts):
             vec = (self.vectors[node.get_content(metadata_mode=MetadataMode.NONE)] if self.chunk_text
-                   else sentence_mean(sentence_texts(node), self.vectors))
+                   else sentence_mean(sentences, self.vectors))
             node.embedding = vec.tolist()
         return nodes
 

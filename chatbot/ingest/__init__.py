@@ -317,18 +317,17 @@ def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Pl
         spans = [span for p in batch for span in p.sentences]
         sent_texts = [p.doc.text[s:e] for p in batch for s, e in p.sentences]
         ids = [sentence_id(d, h, s, e) for (d, h), (s, e) in zip(keys, spans)]
-        for name in names:
+        for name in names:  # every embedder's texts first, then the writes (see SentenceMeanEmbedding.embed)
             step = steps[name]
             seconds, embedded = step.seconds, step.embedded
-            t0 = time.perf_counter()
-            pipelines[name].run(nodes=nodes)
-            index.sentences[name].upsert_sentences(ids, keys, spans, _stack([step.vectors[t] for t in sent_texts],
-                                                                            int(embedders.by_name[name].dim)))
-            embed_s = step.seconds - seconds
-            phases[f"embed_{name}"] = phases.get(f"embed_{name}", 0.0) + embed_s
-            phases["write"] = phases.get("write", 0.0) + time.perf_counter() - t0 - embed_s
+            step.embed(nodes)
+            phases[f"embed_{name}"] = phases.get(f"embed_{name}", 0.0) + step.seconds - seconds
             summary.embedded_texts += step.embedded - embedded if name == names[0] else 0
         t0 = time.perf_counter()
+        for name in names:
+            pipelines[name].run(nodes=nodes)  # the round's vectors are there: sets the chunk vectors and writes
+            index.sentences[name].upsert_sentences(ids, keys, spans, _stack([steps[name].vectors[t] for t in sent_texts],
+                                                                            int(embedders.by_name[name].dim)))
         index.documents.upsert_documents([p.doc.text for p in batch],
                                          [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])
         for node in nodes:

@@ -40,26 +40,34 @@ class SentenceMeanEmbedding(TransformComponent):
         return "SentenceMeanEmbedding"
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        parts = self.embed(nodes)
+        for node, sentences in zip(nodes, parts):
+            vec = (self.vectors[node.get_content(metadata_mode=MetadataMode.NONE)] if self.chunk_text
+                   else sentence_mean(sentences, self.vectors))
+            node.embedding = vec.tolist()
+        return nodes
+
+    def embed(self, nodes: Sequence[BaseNode]) -> list[list[str]]:
+        """Embed the texts of `nodes` not embedded yet (one bulk call); returns each node's sentence texts.
+        The ingest calls it for every embedder before any write of the round, the order its embedding threads
+        (embeddings.free_cores, which samples the processor's busy time) were measured in."""
         parts = [sentence_texts(node) for node in nodes]
         texts: dict[str, None] = {}
         for node, sentences in zip(nodes, parts):
             if self.chunk_text:
                 texts[node.get_content(metadata_mode=MetadataMode.NONE)] = None
             texts.update(dict.fromkeys(sentences))
-        if len(self.vectors) > VECTOR_CACHE_TEXTS:
-            self.vectors.clear()
         todo = [t for t in texts if t not in self.vectors]
+        if todo and len(self.vectors) + len(todo) > VECTOR_CACHE_TEXTS:
+            self.vectors.clear()
+            todo = list(texts)
         if todo:
             t0 = time.perf_counter()
             bulk = getattr(self.embedder, "embed_bulk", self.embedder.embed_documents)
             self.vectors.update(zip(todo, bulk(todo)))
             self.seconds += time.perf_counter() - t0
             self.embedded += len(todo)
-        for node, sentences in zip(nodes, parts):
-            vec = (self.vectors[node.get_content(metadata_mode=MetadataMode.NONE)] if self.chunk_text
-                   else sentence_mean(sentences, self.vectors))
-            node.embedding = vec.tolist()
-        return nodes
+        return parts
 
 
 def sentence_texts(node: BaseNode) -> list[str]:

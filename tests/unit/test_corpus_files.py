@@ -12,7 +12,8 @@ from chatbot.config import Settings
 from chatbot.corpus import decode_text, load_corpus
 from chatbot.embeddings import Embedders
 from chatbot.errors import DocumentUnreadable
-from chatbot.ingest import build_index, open_stores, text_path
+from chatbot.ingest import build_index, open_stores
+from chatbot.snapshot import text_path
 from tests.fakes import FakeEmbedder
 
 REAL_DOC = "shanghai-soe-ai-plus-initiative"

@@ -84,10 +84,10 @@ import numpy as np  # noqa: E402
 
 from chatbot.chunking import chunk_document, split_sentences  # noqa: E402
 from chatbot.corpus import load_corpus  # noqa: E402
-from chatbot.ingest import IngestRunning, ingest_lock, open_index, text_path  # noqa: E402
+from chatbot.ingest import IngestRunning, ingest_lock, open_index  # noqa: E402
 from chatbot.retrieval import HybridRetriever  # noqa: E402
-from chatbot.snapshot import CATALOG, KEYWORD, SENTENCES, TEXTS, read_local_catalog  # noqa: E402
-from chatbot.store import _Collection, chroma_client  # noqa: E402
+from chatbot.snapshot import CATALOG, KEYWORD, SENTENCES, TEXTS, read_local_catalog, text_path  # noqa: E402
+from chatbot.store import IndexVectorStore, _Collection, chroma_client  # noqa: E402
 
 QUESTIONS = ["How many enterprises launched the initiative?", "What is the AI+ action about?",
              "Which fund did the SASAC set up?", "中国太平的劳动生产率提升了多少？",
@@ -156,6 +156,16 @@ def test_each_distinct_text_is_embedded_once_in_one_call_per_embedder(tmp_path, 
         return original(self, ids, vectors, metadatas, documents)
 
     monkeypatch.setattr(_Collection, "_upsert", counting_upsert)
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    chroma_add = ChromaVectorStore.add
+
+    def counting_add(self, nodes, **kwargs):  # noqa: ANN001, ANN202 - chunk nodes, through llama-index's store
+        upserts.append(self._collection.name)
+        return chroma_add(self, nodes, **kwargs)
+
+    monkeypatch.setattr(ChromaVectorStore, "add", counting_add)
+    assert issubclass(IndexVectorStore, ChromaVectorStore)
     s = settings_for(tmp_path, corpus_dir)
     summary = build_index(s, embedders=embedders, progress=False)
 

@@ -1,10 +1,13 @@
-"""Corpus -> sentence-aware chunks -> embeddings -> Chroma: idempotent by content hash, batched, crash-safe.
+"""Corpus -> llama-index Documents -> sentence-aware chunk nodes -> vectors -> Chroma: idempotent by content hash,
+batched, crash-safe.
 
-An ingest writes new document versions beside the committed ones, then commits by writing the catalog
-record (which versions make up the index), then refreshes the local copy in index/ and removes what no
-catalog lists. Killed at any point, the previous index still answers and the next ingest finishes the job:
-it reuses the document versions the killed run completed and removes the rest. One ingest at a time per
-index folder (a lock file)."""
+The documents whose content hash the committed catalog already lists are skipped; the others become chunk
+nodes (SentenceChunker) that a llama-index IngestionPipeline per embedder gives vectors (SentenceMeanEmbedding)
+and writes to that embedder's ChromaVectorStore, round by round. An ingest writes new document versions beside
+the committed ones, then commits by writing the catalog record (which versions make up the index), then
+refreshes the local copy in index/ and removes what no catalog lists. Killed at any point, the previous index
+still answers and the next ingest finishes the job: it reuses the document versions the killed run completed
+and removes the rest. One ingest at a time per index folder (a lock file)."""
 
 from __future__ import annotations
 
@@ -12,32 +15,31 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from llama_index.core.ingestion import IngestionPipeline
+from llama_index.core.schema import BaseNode
 from tqdm import tqdm
 
-from chatbot.chunking import chunk_document, sentence_id, split_sentences
+from chatbot.chunking import sentence_id
 from chatbot.config import Settings
 from chatbot.corpus import load_corpus
-from chatbot.embeddings import Embedder, Embedders, embedder_names, load_embedders
+from chatbot.embeddings import Embedders, embedder_names, load_embedders
 from chatbot.errors import ChatbotError
-from chatbot.schemas import Chunk, Document, Sentence
-from chatbot.snapshot import (  # noqa: F401 - CATALOG, KEYWORD, SENTENCES, TEXTS and text_path are re-exported
-    CATALOG, KEYWORD, SENTENCES, TEXTS, build_snapshot, live_versions, load_local,
-    local_files_current, save_local, text_path,
-)
+from chatbot.ingest.nodes import LABELS, SentenceChunker, as_llama_document, node_chunk, node_sentences
+from chatbot.ingest.pipeline import SentenceMeanEmbedding, ingestion_pipeline
+from chatbot.schemas import Chunk, Document
+from chatbot.snapshot import build_snapshot, live_versions, load_local, local_files_current, save_local
+from chatbot.snapshot import text_path  # noqa: F401 - chatbot/service.py imports it from here
 from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
 
 INDEX_VERSION = 4  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild
-_LABELS = ("title", "source", "outlet", "date", "language")  # a document's catalog entry besides its content
 LOCK = "ingest.lock"
-# Vectors kept for texts already embedded in this run (a text repeated across documents is embedded once).
-VECTOR_CACHE_TEXTS = 200_000
 
 
 class IngestRunning(ChatbotError):
@@ -138,14 +140,14 @@ def ingest_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
 @dataclass
 class _Planned:
     doc: Document
-    sentences: list[Sentence]
-    chunks: list[Chunk]
+    nodes: list[BaseNode]  # its chunks
+    sentences: list[tuple[int, int]]  # every sentence's span, in text order
 
     def entry(self, indexed_at: str) -> dict[str, Any]:
         d = self.doc
         return {"doc_id": d.doc_id, "title": d.title, "source": d.source, "outlet": d.outlet, "date": d.date,
                 "language": d.language, "content_hash": d.content_hash, "chars": len(d.text),
-                "chunks": len(self.chunks), "sentences": len(self.sentences), "indexed_at": indexed_at}
+                "chunks": len(self.nodes), "sentences": len(self.sentences), "indexed_at": indexed_at}
 
 
 def build_index(
@@ -191,7 +193,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     summary.deleted = sorted(set((committed or {}).get("documents", {})) - set(current))
 
     relabelled = any(previous[d.doc_id].get(k) != getattr(d, k) for d in scan.documents if d.doc_id in previous
-                     for k in _LABELS)
+                     for k in LABELS)
     if committed is not None and not to_index and not summary.deleted and not summary.interrupted and not relabelled:
         if not local_files_current(index_dir, committed):  # a copy an interrupted run left stale, or none
             save_local(index_dir, build_snapshot(index, committed))
@@ -201,7 +203,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
         return summary
 
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    planned = {doc.doc_id: _plan(doc, settings) for doc in to_index}
+    planned = _plan(to_index, settings)
     phases["read"] = time.perf_counter() - t0
     embed = [p for p in planned.values() if version_key(p.doc.doc_id, p.doc.content_hash) not in complete]
     summary.reused = sorted(set(planned) - {p.doc.doc_id for p in embed})
@@ -213,7 +215,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             c0 += time.process_time() - c
         _embed_and_store(index, embedders, embed, summary, now, progress, settings.ingest_round_texts,
                          chunk_text_vectors=settings.chunk_vectors == "text")
-    summary.new_chunks = sum(len(p.chunks) for p in planned.values())
+    summary.new_chunks = sum(len(p.nodes) for p in planned.values())
     t = time.perf_counter()
 
     documents = {}
@@ -221,7 +223,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
         if doc.doc_id in planned:
             documents[doc.doc_id] = planned[doc.doc_id].entry(now)
         else:
-            documents[doc.doc_id] = {**previous[doc.doc_id], **{k: getattr(doc, k) for k in _LABELS}}
+            documents[doc.doc_id] = {**previous[doc.doc_id], **{k: getattr(doc, k) for k in LABELS}}
     catalog = {"version": INDEX_VERSION, "recipe": index.recipe, "generation": (stamp[1] if stamp else 0) + 1,
                "embedders": index.embedders, "built_at": now, "documents": documents}
     index.catalog.write(catalog)  # the commit: from here on the new versions are the index
@@ -234,7 +236,7 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
             old_copy = None
     # New sentence vectors are read back: Chroma stores them re-normalised (a last-bit difference), and every
     # copy, made here or by a worker from the server, must hold the same numbers to rank ties the same way.
-    snap = build_snapshot(index, catalog, previous=old_copy)
+    snap = build_snapshot(index, catalog, previous=old_copy, chunks=_chunks(index, live_versions(catalog), planned))
     save_local(index_dir, snap, texts={d.doc_id: d.text for d in to_index})
     phases["commit"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -253,11 +255,30 @@ def _build(settings: Settings, corpus_dir: Path, embedders: Embedders | None, pr
     return summary
 
 
-def _plan(doc: Document, settings: Settings) -> _Planned:
-    sentences = split_sentences(doc.text)
-    chunks = chunk_document(doc, max_chars=settings.chunk_chars, overlap_sentences=settings.chunk_overlap_sentences,
-                            sentences=sentences)
-    return _Planned(doc, sentences, chunks)
+def _plan(docs: list[Document], settings: Settings) -> dict[str, _Planned]:
+    """Every document's chunk nodes: the pipeline's first stage, run on all documents before any is embedded
+    (the catalog and the write rounds need their counts)."""
+    chunker = SentenceChunker(max_chars=settings.chunk_chars, overlap_sentences=settings.chunk_overlap_sentences)
+    nodes = IngestionPipeline(transformations=[chunker], disable_cache=True).run(
+        documents=[as_llama_document(d) for d in docs])
+    by_doc: dict[str, list[BaseNode]] = {d.doc_id: [] for d in docs}
+    for node in nodes:
+        by_doc[str(node.ref_doc_id)].append(node)
+    out = {}
+    for doc in docs:
+        spans = sorted({span for node in by_doc[doc.doc_id] for span in node_sentences(node)})
+        out[doc.doc_id] = _Planned(doc, by_doc[doc.doc_id], spans)
+    return out
+
+
+def _chunks(index: ChromaIndex, live: set[str], planned: dict[str, _Planned]) -> list[Chunk]:
+    """The committed index's chunks, in (doc_id, start) order: those of the documents this run chunked from
+    their nodes, the others read from Chroma (none when every document was chunked here)."""
+    chunks = [node_chunk(n) for p in planned.values() for n in p.nodes]
+    if len(live) > len(planned):
+        first = next(iter(index.chunks.values()))
+        chunks += [c for c in first.all_chunks(live) if c.doc_id not in planned]
+    return sorted(chunks, key=lambda c: (c.doc_id, c.start))
 
 
 def _expected_counts(index: ChromaIndex, catalog: dict[str, Any]) -> dict[str, int]:
@@ -286,70 +307,44 @@ def _missing_records(index: ChromaIndex, catalog: dict[str, Any]) -> bool:
 
 def _embed_and_store(index: ChromaIndex, embedders: Embedders, planned: list[_Planned], summary: IngestSummary,
                      indexed_at: str, progress: bool, round_texts: int, *, chunk_text_vectors: bool = False) -> None:
-    """Embed every distinct text once and write in rounds of about round_texts texts: one embed_documents
-    call per embedder and one upsert per collection a round; a killed ingest loses at most one round. A
+    """Embed every distinct text once and write in rounds of about round_texts texts: per embedder and round,
+    one bulk embedding call, then one IngestionPipeline run (the chunk vectors, its chunk nodes to the
+    ChromaVectorStore) and one write of its sentence vectors; a killed ingest loses at most one round. A
     document's record (its completion mark) follows its vectors.
 
     Only sentences are embedded unless chunk_text_vectors: a chunk's vector is then the length-weighted mean of
-    its sentences' vectors (a chunk of one sentence gets that sentence's vector, as before)."""
+    its sentences' vectors (a chunk of one sentence gets that sentence's vector)."""
     names = list(index.chunks)
-    cache: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
-    bar = tqdm(total=sum(len(p.chunks) for p in planned), unit="chunk", desc="Embedding", disable=not progress)
+    steps = {name: SentenceMeanEmbedding(embedder=embedders.by_name[name], chunk_text=chunk_text_vectors)
+             for name in names}
+    pipelines = {name: ingestion_pipeline(embedders.by_name[name], index.chunks[name].vector_store,
+                                          embedding=steps[name]) for name in names}
+    phases = summary.phases_s
+    bar = tqdm(total=sum(len(p.nodes) for p in planned), unit="chunk", desc="Embedding", disable=not progress)
     for batch in _rounds(planned, round_texts):
-        texts: dict[str, None] = {}
-        for p in batch:
-            if chunk_text_vectors:
-                texts.update(dict.fromkeys(c.text for c in p.chunks))
-            texts.update(dict.fromkeys(p.doc.text[s.start : s.end] for s in p.sentences))
-        for name in names:
-            vecs = cache[name]
-            if len(vecs) > VECTOR_CACHE_TEXTS:
-                vecs.clear()
-            todo = [t for t in texts if t not in vecs]
-            if todo:
-                t0 = time.perf_counter()
-                vecs.update(zip(todo, _bulk(embedders.by_name[name])(todo)))
-                summary.phases_s[f"embed_{name}"] = summary.phases_s.get(f"embed_{name}", 0.0) + time.perf_counter() - t0
-                summary.embedded_texts += len(todo) if name == names[0] else 0
-        t0 = time.perf_counter()
-        chunks = [c for p in batch for c in p.chunks]
-        hashes = [p.doc.content_hash for p in batch for _ in p.chunks]
+        nodes = [n for p in batch for n in p.nodes]
         keys = [(p.doc.doc_id, p.doc.content_hash) for p in batch for _ in p.sentences]
-        spans = [(s.start, s.end) for p in batch for s in p.sentences]
-        sent_texts = [p.doc.text[s.start : s.end] for p in batch for s in p.sentences]
+        spans = [span for p in batch for span in p.sentences]
+        sent_texts = [p.doc.text[s:e] for p in batch for s, e in p.sentences]
         ids = [sentence_id(d, h, s, e) for (d, h), (s, e) in zip(keys, spans)]
+        for name in names:  # every embedder's texts first, then the writes (see SentenceMeanEmbedding.embed)
+            step = steps[name]
+            seconds, embedded = step.seconds, step.embedded
+            step.embed(nodes)
+            phases[f"embed_{name}"] = phases.get(f"embed_{name}", 0.0) + step.seconds - seconds
+            summary.embedded_texts += step.embedded - embedded if name == names[0] else 0
+        t0 = time.perf_counter()
         for name in names:
-            vecs = cache[name]
-            dim = _dim(embedders, name)
-            chunk_vecs = (_stack([vecs[c.text] for c in chunks], dim) if chunk_text_vectors
-                          else np.stack([sentence_mean(c, vecs) for c in chunks]) if chunks else _stack([], dim))
-            index.chunks[name].upsert_chunks(chunks, chunk_vecs, hashes)
-            index.sentences[name].upsert_sentences(ids, keys, spans, _stack([vecs[t] for t in sent_texts], dim))
+            pipelines[name].run(nodes=nodes)  # the round's vectors are there: sets the chunk vectors and writes
+            index.sentences[name].upsert_sentences(ids, keys, spans, _stack([steps[name].vectors[t] for t in sent_texts],
+                                                                            int(embedders.by_name[name].dim)))
         index.documents.upsert_documents([p.doc.text for p in batch],
                                          [{**p.entry(indexed_at), "source": p.doc.source} for p in batch])
-        summary.phases_s["write"] = summary.phases_s.get("write", 0.0) + time.perf_counter() - t0
-        bar.update(len(chunks))
+        for node in nodes:
+            node.embedding = None  # written: only the sentence vectors are kept (for later rounds)
+        phases["write"] = phases.get("write", 0.0) + time.perf_counter() - t0
+        bar.update(len(nodes))
     bar.close()
-
-
-def sentence_mean(chunk: Chunk, vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """A chunk's vector from its sentences' (unit) vectors: their mean weighted by sentence length, unit length.
-    Mean pooling over a chunk's tokens, which MiniLM does, weighs each sentence by its length the same way."""
-    texts = [chunk.text[s.start - chunk.start : s.end - chunk.start] for s in chunk.sentences]
-    if len(texts) == 1 and texts[0] in vectors:
-        return vectors[texts[0]]
-    stacked = np.stack([vectors[t] for t in texts])
-    mean = (stacked * np.asarray([len(t) for t in texts], dtype=np.float32)[:, None]).sum(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-
-
-def _bulk(embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
-    """The embedder's batch entry point when it has one (see SentenceTransformerEmbedder.embed_bulk)."""
-    return getattr(embedder, "embed_bulk", embedder.embed_documents)
-
-
-def _dim(embedders: Embedders, name: str) -> int:
-    return int(embedders.by_name[name].dim)
 
 
 def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
@@ -361,7 +356,7 @@ def _rounds(planned: list[_Planned], size_limit: int) -> Iterator[list[_Planned]
     batch: list[_Planned] = []
     size = 0
     for p in planned:
-        n = len(p.chunks) + len(p.sentences)
+        n = len(p.nodes) + len(p.sentences)
         if batch and size + n > size_limit:
             yield batch
             batch, size = [], 0

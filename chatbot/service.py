@@ -20,7 +20,7 @@ from chatbot.config import Settings
 from chatbot.embeddings import Embedders, load_embedders
 from chatbot.errors import ChatbotError, DocumentNotFound, EmptyQuestion, HistoryTooLong, QuestionTooLong
 from chatbot.gate import GenerationGate
-from chatbot.ingest import text_path
+from chatbot.snapshot import text_path
 from chatbot.llm import LLM
 from chatbot.pipeline import build_workflow, load_llms, warm_prompts
 from chatbot.retrieval import HybridRetriever, require_index

@@ -35,7 +35,6 @@ from chatbot.ingest.nodes import LABELS, SentenceChunker, as_llama_document, nod
 from chatbot.ingest.pipeline import SentenceMeanEmbedding, ingestion_pipeline
 from chatbot.schemas import Chunk, Document
 from chatbot.snapshot import build_snapshot, live_versions, load_local, local_files_current, save_local
-from chatbot.snapshot import text_path  # noqa: F401 - chatbot/service.py imports it from here
 from chatbot.store import ChromaIndex, ChromaStore, chroma_client, version_key
 
 INDEX_VERSION = 4  # bump when chunking, keyword tokenisation or the catalog changes: forces a rebuild

@@ -19,6 +19,8 @@ from tests.fakes import ScriptedLLM
 from tests.loopback import serve_on_loopback
 from tests.unit.api_app import ANSWER, DOC_ID, QUESTION, build_fake_index, serve_fake
 
+pytestmark = pytest.mark.e2e  # the served app on loopback, driven by real client libraries (a scripted model)
+
 REPO = Path(__file__).resolve().parents[2]
 
 

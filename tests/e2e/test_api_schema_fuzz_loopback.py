@@ -16,6 +16,8 @@ from tests.fakes import ScriptedLLM
 from tests.loopback import serve_on_loopback
 from tests.unit.api_app import ANSWER, build_fake_index, serve_fake
 
+pytestmark = pytest.mark.e2e  # the served app on loopback, driven by real client libraries (a scripted model)
+
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).resolve().parents[1] / "schemathesis.toml"
 

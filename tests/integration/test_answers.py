@@ -48,7 +48,7 @@ def test_a_chinese_question_gets_a_cited_chinese_answer(real_service, doc_text):
     assert any("1.05 million" in c.text for c in a.citations)
 
 
-KNOWN_GAP = pytest.mark.xfail(reason="known gap (issue 9), failing on the packaged 1.5B at the last full run", strict=False)
+KNOWN_GAP = pytest.mark.xfail(reason="known gap (issue 9): the packaged 1.5B fails it (greedy, deterministic)", strict=True)
 
 
 @pytest.mark.parametrize("question, fact", [

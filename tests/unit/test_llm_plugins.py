@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +15,11 @@ from llama_index.core.llms.custom import CustomLLM
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
 from chatbot.errors import LLMUnavailable
-from chatbot.ingest import build_index
 from chatbot.pipeline import load_llms
 from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
-from tests.fakes import FakeEmbedder
+from tests.unit.api_app import build_fake_index
 
 QUESTION = "How many municipal state-owned enterprises jointly launched the initiative?"
 
@@ -86,13 +84,10 @@ def test_a_factory_that_is_not_there_or_returns_something_else_is_a_clear_error(
         load_llms(Settings(llm_factory="tests.unit.test_llm_plugins:make_not_an_llm"))
 
 
-@pytest.fixture
-def index(tmp_path: Path, corpus_dir: Path) -> tuple[Settings, Embedders]:
-    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
-    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
-                        relevance_floor=0.2)
-    build_index(settings, embedders=embedders, progress=False)
-    return settings, embedders
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> tuple[Settings, Embedders]:
+    built = build_fake_index(tmp_path_factory.mktemp("plugins"))
+    return built.settings, built.embedders
 
 
 def test_a_plugged_llm_answers_and_is_verified_like_the_packaged_one(index):

@@ -1,35 +1,33 @@
 """The chatbot as llama-index objects: a query engine whose source nodes are the cited spans, and retrievers."""
 
-from pathlib import Path
 
 import pytest
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 
-from chatbot.config import Settings
-from chatbot.embeddings import Embedders
-from chatbot.ingest import build_index
 from chatbot.query import analyse_question
 from chatbot.query_engine import as_query_engine, as_retriever
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
-from tests.fakes import FakeEmbedder, ScriptedLLM
+from tests.fakes import ScriptedLLM
+from tests.unit.api_app import FakeIndex, build_fake_index
 
 QUESTION = "How many municipal state-owned enterprises jointly launched the initiative?"
 
 
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> FakeIndex:
+    return build_fake_index(tmp_path_factory.mktemp("engine"))
+
+
 @pytest.fixture
-def service(tmp_path: Path, corpus_dir: Path) -> ChatService:
-    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
-    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
-                        relevance_floor=0.2)
-    build_index(settings, embedders=embedders, progress=False)
-    return ChatService(settings, embedders=embedders, retriever=HybridRetriever(settings, embedders),
-                       llm=ScriptedLLM())
+def service(index: FakeIndex) -> ChatService:
+    return ChatService(index.settings, embedders=index.embedders,
+                       retriever=HybridRetriever(index.settings, index.embedders), llm=ScriptedLLM())
 
 
-def test_query_engine_answers_with_the_cited_spans_as_source_nodes(service: ChatService, corpus_dir: Path):
-    doc = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
+def test_query_engine_answers_with_the_cited_spans_as_source_nodes(service: ChatService, index: FakeIndex):
+    doc = index.text
     evidence = service.retriever.retrieve(analyse_question(QUESTION)).evidence
     n = next(i for i, e in enumerate(evidence, 1) if "11 municipal" in e.text)
     service.llm.engine.replies.append(f"11 municipal state-owned enterprises jointly launched it [{n}].")
@@ -50,8 +48,8 @@ def test_query_engine_refusal_has_no_source_nodes(service: ChatService):
     assert "don't contain" in str(response)
 
 
-def test_retrievers_return_nodes_with_offsets(service: ChatService, corpus_dir: Path):
-    doc = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
+def test_retrievers_return_nodes_with_offsets(service: ChatService, index: FakeIndex):
+    doc = index.text
     chunks = as_retriever(service=service)
     spans = as_retriever(service=service, evidence=True)
     assert isinstance(chunks, BaseRetriever) and isinstance(spans, BaseRetriever)

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,29 @@ from chatbot.ingest import build_index
 from chatbot.query import analyse_question
 from chatbot.retrieval import HybridRetriever
 from chatbot.service import ChatService
+from tests.conftest import CORPUS_FILE
 from tests.fakes import FakeEmbedder, ScriptedLLM
 
 
-@pytest.fixture
-def service_factory(tmp_path: Path, corpus_dir: Path):
+@pytest.fixture(scope="module")
+def built_index(tmp_path_factory) -> tuple[Settings, Embedders, str]:
+    """The real corpus indexed once for the module with the fake embedders (the tests only read it)."""
+    root = tmp_path_factory.mktemp("service")
+    corpus_dir = root / "corpus"
+    corpus_dir.mkdir()
+    shutil.copy(CORPUS_FILE, corpus_dir)
+    shutil.copy(CORPUS_FILE.parent / "manifest.toml", corpus_dir)
     embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
-    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
+    settings = Settings(corpus_dir=corpus_dir, index_dir=root / "index", collection_prefix="t",
                         relevance_floor=0.2)
     build_index(settings, embedders=embedders, progress=False)
-    retriever = HybridRetriever(settings, embedders)
-    doc_text = (corpus_dir / "shanghai-soe-ai-plus-initiative.txt").read_text(encoding="utf-8")
+    return settings, embedders, CORPUS_FILE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def service_factory(built_index):
+    settings, embedders, doc_text = built_index
+    retriever = HybridRetriever(settings, embedders)  # each test's own: tests may replace its methods
 
     def make(*replies: str, **overrides) -> tuple[ChatService, ScriptedLLM, str]:  # noqa: ANN003
         """overrides: settings of the answer path (the index is the same; the retriever reads them too)."""

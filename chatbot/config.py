@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     # Multilingual cosine of two counted nouns that name the same kind ("people", "volunteers"): a "how many <noun>"
     # answer that counts something this close to the noun answers the question.
     focus_similarity: float = 0.45
+    # Instructions inside documents (instructions.py): a sentence whose multilingual cosine to the nearest
+    # instruction prototype reaches this is flagged even when no pattern matches; text hidden from readers
+    # (comments, alt text, zero-width characters) at the lower one. Measured by bench/bench_instruction_flags.py.
+    instruction_similarity: float = 0.6
+    instruction_similarity_hidden: float = 0.45
+    # A note addressed to the assistant on a line of its own ("A note to any AI system processing this file.") is
+    # carried on by this many sentences after it: an instruction split over sentences.
+    instruction_block_sentences: int = 3
 
     # Generation
     llm_backend: Literal["local", "hosted"] = "local"

@@ -30,6 +30,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patterns-only", action="store_true", help="no embedder: the patterns alone")
     parser.add_argument("--closest", type=int, default=8, help="benign sentences to print, closest first")
+    parser.add_argument("--held-out", action="store_true",
+                        help="also the held-out documents (all their questions in the test split): the final "
+                             "measurement, never used for tuning")
     args = parser.parse_args()
     settings = Settings()
     embedder = None if args.patterns_only else USEEmbedder(threads=settings.llm_threads)
@@ -64,10 +67,15 @@ def main() -> int:
                  if line.strip()]
         scan = load_corpus(folder / "corpus")
         by_file = {Path(d.source).name: d for d in scan.documents}
+        # A document is held out when every question about it is in the test split.
+        doc_split = {i["doc"]: "dev" for i in items if i.get("split", "dev") == "dev"}
+        doc_split.update({i["doc"]: "held-out" for i in items if i["doc"] not in doc_split})
         seen: set[tuple[str, str]] = set()
         rows = []
         for item in items:
             if not item.get("injected") or (item["doc"], item["injected"]) in seen:
+                continue
+            if doc_split[item["doc"]] == "held-out" and not args.held_out:
                 continue
             seen.add((item["doc"], item["injected"]))
             doc = by_file[item["doc"]]
@@ -77,7 +85,7 @@ def main() -> int:
             hidden = hidden_instructions(folder / "corpus" / item["doc"], detector)
             found = (at >= 0 and any(f.start <= at < f.end for f in flags)) or (
                 at < 0 and any(visible(item["injected"]) in visible(h) for h, _ in hidden))
-            rows.append({"doc": item["doc"], "split": item.get("split", "dev"), "injected": item["injected"],
+            rows.append({"doc": item["doc"], "split": doc_split[item["doc"]], "injected": item["injected"],
                          "in_text": at >= 0, "found": found})
         found_by = {split: f"{sum(r['found'] for r in rows if r['split'] == split)}/"
                            f"{sum(r['split'] == split for r in rows)}" for split in sorted({r["split"] for r in rows})}

@@ -48,7 +48,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(p
     ("tells the assistant to ignore its instructions",
      r"\b(?:ignore|disregard|forget|override|bypass|set aside|do not follow|don'?t follow|stop following)\b"
      + _S + r"{0,40}\b(?:instructions?|rules|prompts?|guidelines|directives?|directions|system message|"
-     r"constraints|programming|guardrails)\b"),
+     r"constraints|programming|guardrails)\b|\b(?:ignore|disregard)\s+(?:the|these|this|all|any)\s+(?:documents?|"
+     r"sources?|context|passages?|article|text above|above)\b"),
     ("tells the assistant to ignore its instructions",
      r"(?:忽略|无视|忘记|忘掉|不要理会|不必理会|不要遵守|不用遵守|不再遵守|违背|推翻)" + _S
      + r"{0,14}(?:指令|指示|说明|规则|要求|提示词?|设定|约束|命令)"),
@@ -63,7 +64,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(p
     ("addresses the assistant",
      r"(?:致|给|写给|告|提示|注意|提醒)[：:\s]*(?:所有|任何|各位)?" + r"(?:AI|人工智能)?(?:助手|语言模型|大模型|聊天机器人|问答系统)"),
     ("addresses the assistant", r"(?:正在)?(?:阅读|处理|读取|总结)(?:本|这份|此|该)(?:文件|文档|材料)的" + _ASSISTANT_ZH),
-    ("gives the assistant a new role", r"\byou are now\b|\bfrom now on,? you\b|\byour (?:new |real |true )?"
+    ("gives the assistant a new role", r"\byou are now\b|\bfrom now on,? (?:you|always|never|answer|say|reply|"
+     r"respond)\b|\byour (?:new |real |true )?"
      r"(?:role|instructions|task|job|purpose|persona) (?:is|are)\b"),
     ("gives the assistant a new role",
      r"\b(?:act|behave|respond|answer) as (?:if you were |though you were )?(?:an?|the) (?:unrestricted |"
@@ -94,9 +96,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(p
      _ASSISTANT_EN + r"(?: and other [\w -]{0,30})? (?:are|is) (?:\w+ )?(?:asked|requested|instructed|required|"
      r"told|invited) to\b"),
     ("tells the assistant what to reply",
-     r"\b(?:do not|don'?t|never) (?:mention|reveal|disclose|cite|tell the user|acknowledge)\b"),
+     r"\b(?:do not|don'?t|never) (?:mention|reveal|disclose|cite|tell the user|acknowledge)\b"
+     r"|\b(?:always|never) (?:say|answer|reply|respond|claim)\b"),
     ("tells the assistant what to reply",
-     r"(?:告诉|告知|通知|提醒|回复|回答|转告)(?:所有|任何|每位|每一位)?(?:用户|读者|提问者|提问的人|访客|询问者)"),
+     r"(?:告诉|告知|通知|提醒|回复|回答|转告)(?:所有|任何|每位|每一位)?(?:用户|读者|提问者|提问的人|访客|询问者)"
+     r"|(?:向|对|跟)(?:用户|读者|提问者)(?:透露|提及|说明|声称|表示|隐瞒)"),
     ("tells the assistant what to reply",
      r"(?:只|仅|只能|仅能|一律|统一|务必|必须)(?:回复|回答|答复|输出|说|声称|表示)"),
     ("tells the assistant what to reply",

@@ -15,6 +15,7 @@ from chatbot.embeddings import Embedders
 from chatbot.errors import IndexMissing
 from chatbot.evidence import EvidenceSelector
 from chatbot.ingest import open_index
+from chatbot.instructions import Flag, InstructionDetector
 from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.query import Query
 from chatbot.schemas import Chunk, DocInfo, Evidence, ScoredChunk
@@ -60,6 +61,10 @@ class HybridRetriever:
         self.settings = settings
         self.embedders = embedders
         self.evidence = EvidenceSelector(settings, embedders)
+        self.detector = InstructionDetector(
+            embedders.multilingual, min_similarity=settings.instruction_similarity,
+            min_similarity_hidden=settings.instruction_similarity_hidden,
+            block_sentences=settings.instruction_block_sentences)
         require_index(settings)
         self._install(self._load(fresh=False))
         self._checked_at = time.monotonic()
@@ -74,11 +79,14 @@ class HybridRetriever:
 
     def _install(self, snap: Snapshot) -> None:
         catalog = snap.catalog
+        self.instructions = self._flag_instructions(snap)
+        self.evidence.flags = self.instructions
         self.documents = {
             doc_id: DocInfo(doc_id=doc_id, title=meta["title"], source=meta["source"],
                             outlet=meta.get("outlet", ""), date=meta.get("date", ""),
                             language=meta.get("language", ""), chunks=meta.get("chunks", 0),
-                            chars=meta.get("chars", 0), indexed_at=meta.get("indexed_at", ""))
+                            chars=meta.get("chars", 0), indexed_at=meta.get("indexed_at", ""),
+                            instructions=len(self.instructions.get(doc_id, [])))
             for doc_id, meta in catalog["documents"].items()
         }
         self.built_at = catalog.get("built_at", "")
@@ -89,6 +97,28 @@ class HybridRetriever:
         self.sentences = SentenceIndex(snap.sentences, snap.chunks, stores=snap.index.sentences,
                                        hashes={d: e["content_hash"] for d, e in catalog["documents"].items()})
         self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in snap.chunks}
+
+    def _flag_instructions(self, snap: Snapshot) -> dict[str, list[Flag]]:
+        """Each document's instruction spans, from the loaded index (its sentence spans and multilingual vectors;
+        the text is put together from its chunks). Until the ingest stores them, they are found here, once per
+        loaded index: patterns over the text and one product of the sentence vectors with the prototypes."""
+        texts: dict[str, list[str]] = {}
+        for c in sorted(snap.chunks, key=lambda c: (c.doc_id, c.start)):
+            parts = texts.setdefault(c.doc_id, [])
+            size = sum(len(x) for x in parts)
+            if c.end > size:
+                parts.append(" " * max(0, c.start - size) + c.text[max(0, size - c.start) :])
+        multi = self.embedders.multilingual
+        out: dict[str, list[Flag]] = {}
+        for doc_id, parts in texts.items():
+            entry = snap.sentences.get(doc_id, {})
+            spans = [(int(a), int(b)) for a, b in np.asarray(entry.get("spans", np.zeros((0, 2))))]
+            vectors = entry.get(multi.name) if multi is not None else None
+            flags = self.detector.flags("".join(parts), spans or None,
+                                        None if vectors is None else np.asarray(vectors, dtype=np.float32))
+            if flags:
+                out[doc_id] = flags
+        return out
 
     def refresh(self) -> bool:
         """Load the committed index if it is newer than the one in use (a re-ingest, perhaps from another

@@ -30,6 +30,7 @@ class DocInfo(BaseModel):
     chunks: int = 0
     chars: int = Field(0, description="length of the extracted text that citation offsets point into")
     indexed_at: str = ""
+    instructions: int = Field(0, description="sentences that read as instructions to an assistant (never evidence)")
 
 
 class Sentence(BaseModel):

@@ -305,8 +305,9 @@ def hidden_instructions(path: Path, detector: InstructionDetector | None = None)
     elif suffix == ".pdf":
         from pypdf import PdfReader
 
-        meta = PdfReader(str(path)).metadata or {}
-        pieces += [(str(v), f"PDF metadata {k}") for k, v in meta.items() if isinstance(v, str) and v.strip()]
+        meta = PdfReader(str(path)).metadata
+        pieces += [(str(v), f"PDF metadata {k}") for k, v in (meta or {}).items()
+                   if isinstance(v, str) and v.strip()]
     for piece, where in pieces:
         for f in detector.flags(piece, hidden_as=where):
             found.append((piece[f.start : f.end].strip(), f.reason))

@@ -13,6 +13,7 @@ import numpy as np
 
 from chatbot.chunking import split_sentences
 from chatbot.config import DEFAULTS
+from chatbot.keyword import tokenize
 
 
 class Flag(NamedTuple):
@@ -128,6 +129,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(p
 # Kinds of instruction that make the rest of their paragraph an instruction too ("Note to AI assistants: …").
 _OPENS_BLOCK = frozenset({"addresses the assistant", "a fake system notice", "a role or system marker",
                           "gives the assistant a new role"})
+# A note that announces what follows ("The following paragraph is meant for …", "以下内容写给…").
+_ANNOUNCES = re.compile(r"\b(?:following|below|next)\b|以下|下面|下列|本段|这段|此段", re.I)
 
 # What instructions to an assistant say, in both languages: a sentence close to one of these in the multilingual
 # space reads as an instruction even in words no pattern has.
@@ -164,13 +167,16 @@ def visible(text: str) -> str:
     return ZERO_WIDTH.sub("", text)
 
 
+def pattern_reasons(text: str) -> list[str]:
+    """Every kind of instruction the text's wording reads as, in the patterns' order."""
+    shown = visible(text)
+    return list(dict.fromkeys(reason for reason, pattern in _PATTERNS if pattern.search(shown)))
+
+
 def pattern_reason(text: str) -> str | None:
     """Why the text reads as an instruction by its wording (None: it does not)."""
-    shown = visible(text)
-    for reason, pattern in _PATTERNS:
-        if pattern.search(shown):
-            return reason
-    return None
+    reasons = pattern_reasons(text)
+    return reasons[0] if reasons else None
 
 
 class InstructionDetector:
@@ -225,7 +231,8 @@ class InstructionDetector:
             where = next((why for ha, hb, why in hidden if ha < b and a < hb), None)
             if where is None and ZERO_WIDTH.search(sentence.strip("\ufeff")):
                 where = "hidden with zero-width characters"
-            reason = pattern_reason(sentence)
+            reasons = pattern_reasons(sentence)
+            reason = reasons[0] if reasons else None
             if reason is None and sims is not None:
                 floor = self.min_similarity_hidden if where else self.min_similarity
                 if sims[i] >= floor:
@@ -238,13 +245,17 @@ class InstructionDetector:
             if reason in _OPENS_BLOCK:
                 newline = text.find("\n", b)
                 block_until = len(text) if newline < 0 else newline
-                if not text[b:block_until].strip():  # the note ends its line: the next sentences carry it on
+                # A note that only addresses the assistant on a line of its own, announcing what follows or
+                # saying nothing else ("A note to any AI system processing this file."), is carried on by the next
+                # sentences; a complete command is not.
+                if not text[b:block_until].strip() and reasons == ["addresses the assistant"] and (
+                        _ANNOUNCES.search(sentence) or len(tokenize(sentence)) <= 6):
                     block_left = self.block_sentences
             out.append(Flag(a, b, f"{reason} ({where})" if where else reason))
         # A hidden region with an instruction in it is hidden as a whole.
         for ha, hb, why in hidden:
             if any(f.start < hb and ha < f.end for f in out):
-                out.append(Flag(ha, hb, f"instruction {why}"))
+                out.append(Flag(ha, hb, f"an instruction ({why})"))
         return _merged(out)
 
 

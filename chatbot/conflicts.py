@@ -165,6 +165,8 @@ class ConflictFinder:
                 cross = detect_language(ta) != detect_language(tb)
                 if not cross and not self._same_noun(_counted(ta, qa), _counted(tb, qb)):
                     continue
+                if cross and not _same_magnitude(qa.value, qb.value):
+                    continue  # what a number counts is not compared across languages: its size at least is
                 if not self._same_context(ta, qa.start, qa.end, tb, qb.start, qb.end):
                     continue
                 about = _counted(ta, qa) or "value"
@@ -204,6 +206,12 @@ class ConflictFinder:
         if any(has_word(tb, n) for n in people_a):
             return []
         return [Disagreement("person", (Side(people_a[0], a), Side(people_b[0], b)))]
+
+
+def _same_magnitude(a: float, b: float) -> bool:
+    """Within a factor of ten: "100 billion" and "2000亿" may be two figures for one fund, "three" and "2000亿" not."""
+    small, large = sorted((abs(a), abs(b)))
+    return small > 0 and large / small <= 10
 
 
 def _inside(q: Quantity, spans: list[tuple[int, int]]) -> bool:

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # one is around the other (same language), or the windows around them reach this multilingual cosine (across).
     conflict_min_overlap: float = 0.5
     conflict_min_similarity_cross: float = 0.5
+    # Evidence: up to this many more sentences when a sentence of another document, in one of the
+    # `conflict_candidates` chunks nearest to an evidence sentence, gives another value for what it states (both
+    # sides reach the prompt); 0: never.
+    conflict_evidence_extra: int = 1
+    conflict_candidates: int = 6
     # Instructions inside documents (instructions.py): a sentence whose multilingual cosine to the nearest
     # instruction prototype reaches this is flagged even when no pattern matches; text hidden from readers
     # (comments, alt text, zero-width characters) at the lower one. Measured by bench/bench_instruction_flags.py

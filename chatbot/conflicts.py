@@ -123,6 +123,12 @@ class ConflictFinder:
                             out.append(d)
         return out
 
+    def disagree(self, a: str, b: str) -> bool:
+        """Do two sentences (of different documents) give different values for the same thing: a count of the same
+        noun or the date of the same event? Whatever an answer will state."""
+        pa, pb = Passage(1, "a", 0, len(a), a), Passage(2, "b", 0, len(b), b)
+        return bool(self._numbers(pa, pb, None) or self._dates(pa, pb, None))
+
     def _same_context(self, ta: str, sa: int, ea: int, tb: str, sb: int, eb: int) -> bool:
         """Do the words around a value in one passage and around a value in the other say the same thing? Across
         languages, the multilingual cosine of the two windows."""
@@ -146,13 +152,15 @@ class ConflictFinder:
             return True
         return self.similarity is not None and float(self.similarity([x], [y])[0, 0]) >= self.same_noun_similarity
 
-    def _numbers(self, a: Passage, b: Passage, answer_values: list[float]) -> list[Disagreement]:
+    def _numbers(self, a: Passage, b: Passage, answer_values: list[float] | None) -> list[Disagreement]:
         ta, tb = _text(a), _text(b)
         in_dates_a = [(d.start, d.end) for d in _dates(ta)]
         in_dates_b = [(d.start, d.end) for d in _dates(tb)]
         out = []
         for qa in extract_quantities(ta):
-            if not any(same_value(qa.value, v) for v in answer_values) or _inside(qa, in_dates_a):
+            if answer_values is not None and not any(same_value(qa.value, v) for v in answer_values):
+                continue
+            if _inside(qa, in_dates_a):
                 continue
             kind = _kind(ta, qa)
             for qb in extract_quantities(tb):
@@ -175,11 +183,11 @@ class ConflictFinder:
                 break
         return out
 
-    def _dates(self, a: Passage, b: Passage, answer_dates: set[tuple[int, int]]) -> list[Disagreement]:
+    def _dates(self, a: Passage, b: Passage, answer_dates: set[tuple[int, int]] | None) -> list[Disagreement]:
         ta, tb = _text(a), _text(b)
         out = []
         for da in _dates(ta):
-            if da.key not in answer_dates:
+            if answer_dates is not None and da.key not in answer_dates:
                 continue
             for db in _dates(tb):
                 if db.key != da.key and self._same_context(ta, da.start, da.end, tb, db.start, db.end):
@@ -201,11 +209,20 @@ class ConflictFinder:
         for n in people_b:
             rest_b = rest_b.replace(n, " ")
         words_b = set(tokenize(rest_b))
-        if not words_b or word_coverage(words_b, ta) < self.min_overlap:
+        if not words_b or any(has_word(tb, n) for n in people_a):
             return []
-        if any(has_word(tb, n) for n in people_a):
-            return []
-        return [Disagreement("person", (Side(people_a[0], a), Side(people_b[0], b)))]
+        for name in people_a:
+            if word_coverage(words_b, _about(ta, name)) >= self.min_overlap:
+                return [Disagreement("person", (Side(name, a), Side(people_b[0], b)))]
+        return []
+
+
+def _about(text: str, name: str) -> str:
+    """What the text says of a person: the phrase after the name up to the next comma or sentence end ("He Qing,
+    Secretary of the Party Committee and Director of …, and Cheng Peng, …": Cheng Peng's is his own role)."""
+    start = text.find(name)
+    rest = re.sub(r"^[\s,，]*(?:(?:is|was|serves as|became)\s+)?", "", text[start + len(name) :])
+    return re.split(r"[,，.;；。]", rest, maxsplit=1)[0]
 
 
 def _same_magnitude(a: float, b: float) -> bool:

@@ -15,7 +15,10 @@ from chatbot.embeddings import Embedders
 from chatbot.errors import IndexMissing
 from chatbot.evidence import EvidenceSelector
 from chatbot.ingest import open_index
-from chatbot.instructions import Flag, InstructionDetector
+from chatbot.instructions import Flag, InstructionDetector, flagged
+from chatbot.numbers import extract_quantities
+from chatbot.clauses import split_clauses
+from chatbot.conflicts import ConflictFinder
 from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.query import Query
 from chatbot.schemas import Chunk, DocInfo, Evidence, ScoredChunk
@@ -35,6 +38,7 @@ class Searched:
     query_vectors: list[dict[str, np.ndarray]]
     chunks: list[ScoredChunk]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    doc_ids: frozenset[str] | None = None  # the documents the search was limited to
 
 
 @dataclass
@@ -196,7 +200,7 @@ class HybridRetriever:
                   for cid, sc in ranked]
         t_search = time.perf_counter()
         return Searched(queries, query_vectors, chunks,
-                        {"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000})
+                        {"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000}, doc_ids)
 
     def select_evidence(self, query: Query, searched: Searched, *,
                         evidence_sentences: int | None = None) -> Retrieved:
@@ -206,6 +210,7 @@ class HybridRetriever:
         queries, chunks, query_vectors = searched.queries, searched.chunks, searched.query_vectors
         evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
                                               evidence_sentences)
+        evidence = evidence + self._disagreeing(evidence, searched.doc_ids)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)
@@ -214,6 +219,44 @@ class HybridRetriever:
             relevant=bool(evidence) and self.evidence.relevant(query, chunks, best, self._tokens_of, queries[1:]),
             timings_ms={**searched.timings_ms, "evidence": (t_end - t0) * 1000},
         )
+
+    def _disagreeing(self, evidence: list[Evidence], doc_ids: frozenset[str] | None) -> list[Evidence]:
+        """Sentences of other documents that give another value for what an evidence sentence states (another
+        count of the same noun, another date of the same event), so that both sides reach the prompt and the
+        answer shows the disagreement instead of the better-ranked source alone. Looked for among the sentences
+        nearest to each evidence sentence that states a number (its stored multilingual vector: no embedding
+        here); at most `conflict_evidence_extra` more sentences, none flagged as an instruction."""
+        s = self.settings
+        multi = self.embedders.multilingual
+        if s.conflict_evidence_extra <= 0 or multi is None or len(self.documents) < 2:
+            return []
+        finder = ConflictFinder(min_overlap=s.conflict_min_overlap)
+        taken = {(e.doc_id, e.start) for e in evidence}
+        out: list[Evidence] = []
+        for e in evidence:
+            row = self.sentences.row.get((e.doc_id, e.start))
+            vectors = self.sentences.vectors.get(e.doc_id, {}).get(multi.name)
+            if row is None or vectors is None or not extract_quantities(e.text):
+                continue
+            for cid in self.sentences.top_chunks(multi.name, vectors[row], s.conflict_candidates, doc_ids):
+                chunk = self._chunks_by_id.get(cid)
+                if chunk is None or chunk.doc_id == e.doc_id:
+                    continue
+                flags = self.instructions.get(chunk.doc_id, [])
+                for sent in chunk.sentences:
+                    text = chunk.text[sent.start - chunk.start : sent.end - chunk.start]
+                    if (chunk.doc_id, sent.start) in taken or flagged(flags, sent.start, sent.end):
+                        continue
+                    if finder.disagree(e.text, text):
+                        taken.add((chunk.doc_id, sent.start))
+                        out.append(Evidence(doc_id=chunk.doc_id, start=sent.start, end=sent.end, text=text,
+                                            score=e.score, context_start=sent.start, context_end=sent.end,
+                                            context_text=text,
+                                            clauses=[(x.start, x.end) for x in split_clauses(text, sent.start)]))
+                        if len(out) >= s.conflict_evidence_extra:
+                            return out
+                        break
+        return out
 
     def _tokens_of(self, chunk: Chunk) -> frozenset[str]:
         """A chunk's words and bridge tokens, as the keyword index holds them."""

@@ -162,3 +162,11 @@ def test_the_workflow_shows_a_planted_conflict(tmp_path, corpus_dir):
                                                               ("15", "recap")}
     cited = {c.n: c.doc_id for c in answer.citations}
     assert all(cited[c.citation] == c.doc_id for c in answer.conflicts)
+
+
+def test_another_person_in_another_role_is_no_disagreement():
+    profile = ("Wang Lin is the Secretary of the Party Committee and Director of the Municipal State-owned Assets "
+               "Supervision and Administration Commission.")
+    assert find("Who is the Secretary of the Party Committee for Economic and Information Technology Work?",
+                "Cheng Peng is the Secretary of the Party Committee for Economic and Information Technology Work [1].",
+                [LAUNCH], [LAUNCH, passage(2, "profile", profile, profile)]) == []

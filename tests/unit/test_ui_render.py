@@ -64,6 +64,7 @@ class FakeDoc:
     chunks: int = 3
     chars: int = len(TEXT)
     indexed_at: str = "2026-11-29T09:34:04+0000"
+    instructions: int = 2  # sentences flagged as instructions to the assistant
 
 
 class FakeLibrary:
@@ -291,7 +292,8 @@ def test_documents_tab_lists_what_is_indexed() -> None:
     page = soup(render_documents("en", FakeLibrary().documents()))
     cells = [td.get_text() for td in page.select("tbody tr td")]
     assert cells == ["AI+ Initiative <launched>", "corpus/initiative.txt", "Coin World", "2024-07-06", "en", "3",
-                     f"{len(TEXT):,}", "2026-11-29 09:34 UTC"]
+                     f"{len(TEXT):,}", "2", "2026-11-29 09:34 UTC"]
+    assert page.select_one("td.cb-doc-flagged").get_text() == "2"
 
 
 # Handlers with a scripted service ----------------------------------------------------------------------------

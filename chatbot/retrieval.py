@@ -69,6 +69,7 @@ class HybridRetriever:
             embedders.multilingual, min_similarity=settings.instruction_similarity,
             min_similarity_hidden=settings.instruction_similarity_hidden,
             block_sentences=settings.instruction_block_sentences)
+        self._flag_cache: dict[tuple[str, str], list[Flag]] = {}
         require_index(settings)
         self._install(self._load(fresh=False))
         self._checked_at = time.monotonic()
@@ -105,7 +106,8 @@ class HybridRetriever:
     def _flag_instructions(self, snap: Snapshot) -> dict[str, list[Flag]]:
         """Each document's instruction spans, from the loaded index (its sentence spans and multilingual vectors;
         the text is put together from its chunks). Until the ingest stores them, they are found here, once per
-        loaded index: patterns over the text and one product of the sentence vectors with the prototypes."""
+        document version: patterns over the text (about 2 s per million characters) and one product of the
+        sentence vectors with the prototypes."""
         texts: dict[str, list[str]] = {}
         for c in sorted(snap.chunks, key=lambda c: (c.doc_id, c.start)):
             parts = texts.setdefault(c.doc_id, [])
@@ -113,13 +115,20 @@ class HybridRetriever:
             if c.end > size:
                 parts.append(" " * max(0, c.start - size) + c.text[max(0, size - c.start) :])
         multi = self.embedders.multilingual
+        hashes = {d: e.get("content_hash", "") for d, e in snap.catalog["documents"].items()}
         out: dict[str, list[Flag]] = {}
         for doc_id, parts in texts.items():
+            key = (doc_id, hashes.get(doc_id, ""))
+            if key in self._flag_cache:  # a document a reload did not change
+                if self._flag_cache[key]:
+                    out[doc_id] = self._flag_cache[key]
+                continue
             entry = snap.sentences.get(doc_id, {})
             spans = [(int(a), int(b)) for a, b in np.asarray(entry.get("spans", np.zeros((0, 2))))]
             vectors = entry.get(multi.name) if multi is not None else None
             flags = self.detector.flags("".join(parts), spans or None,
                                         None if vectors is None else np.asarray(vectors, dtype=np.float32))
+            self._flag_cache[key] = flags
             if flags:
                 out[doc_id] = flags
         return out

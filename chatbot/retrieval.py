@@ -91,7 +91,8 @@ class HybridRetriever:
                             outlet=meta.get("outlet", ""), date=meta.get("date", ""),
                             language=meta.get("language", ""), chunks=meta.get("chunks", 0),
                             chars=meta.get("chars", 0), indexed_at=meta.get("indexed_at", ""),
-                            instructions=len(self.instructions.get(doc_id, [])))
+                            instructions=len(self.instructions.get(doc_id, []))
+                            + len(meta.get("hidden_instructions", [])))
             for doc_id, meta in catalog["documents"].items()
         }
         self.built_at = catalog.get("built_at", "")
@@ -115,10 +116,15 @@ class HybridRetriever:
             if c.end > size:
                 parts.append(" " * max(0, c.start - size) + c.text[max(0, size - c.start) :])
         multi = self.embedders.multilingual
-        hashes = {d: e.get("content_hash", "") for d, e in snap.catalog["documents"].items()}
+        records = snap.catalog["documents"]
         out: dict[str, list[Flag]] = {}
+        for doc_id, meta in records.items():  # flags the ingest stored in the catalogue record, when it did
+            if isinstance(meta.get("instructions"), list):
+                texts.pop(doc_id, None)
+                if meta["instructions"]:
+                    out[doc_id] = [Flag(int(a), int(b), str(why)) for a, b, why in meta["instructions"]]
         for doc_id, parts in texts.items():
-            key = (doc_id, hashes.get(doc_id, ""))
+            key = (doc_id, records.get(doc_id, {}).get("content_hash", ""))
             if key in self._flag_cache:  # a document a reload did not change
                 if self._flag_cache[key]:
                     out[doc_id] = self._flag_cache[key]

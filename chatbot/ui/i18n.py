@@ -72,6 +72,8 @@ TEXT: dict[str, dict[str, str]] = {
     "doc_language": {"en": "Language", "zh": "语言"},
     "doc_chunks": {"en": "Chunks", "zh": "分块数"},
     "doc_chars": {"en": "Characters", "zh": "字符数"},
+    "flagged_instruction": {"en": "Reads as an instruction to the assistant; never used as evidence",
+                            "zh": "读作对助手的指令，从不作为答案依据"},
     "doc_instructions": {"en": "Instructions found", "zh": "发现的指令"},
     "doc_instructions_tip": {"en": "Sentences that address the assistant with commands: shown, never used as evidence",
                              "zh": "向助手下达指令的句子：可显示，但从不作为答案依据"},

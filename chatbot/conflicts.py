@@ -112,7 +112,7 @@ class ConflictFinder:
         seen: set[tuple[str, str]] = set()
         for a in cited:
             for b in shown:
-                if b.doc_id == a.doc_id:
+                if b.doc_id == a.doc_id or not about_question(query, _text(a), _text(b)):
                     continue
                 for found in (self._numbers(a, b, answer_values), self._dates(a, b, answer_dates),
                               self._names(query, a, b, stated)):
@@ -123,9 +123,12 @@ class ConflictFinder:
                             out.append(d)
         return out
 
-    def disagree(self, a: str, b: str) -> bool:
+    def disagree(self, a: str, b: str, query: Query | None = None) -> bool:
         """Do two sentences (of different documents) give different values for the same thing: a count of the same
-        noun or the date of the same event? Whatever an answer will state."""
+        noun or the date of the same event? Whatever an answer will state. With `query`, b must be about what the
+        question names (see about_question)."""
+        if query is not None and not about_question(query, a, b):
+            return False
         pa, pb = Passage(1, "a", 0, len(a), a), Passage(2, "b", 0, len(b), b)
         return bool(self._numbers(pa, pb, None) or self._dates(pa, pb, None))
 
@@ -215,6 +218,16 @@ class ConflictFinder:
             if word_coverage(words_b, _about(ta, name)) >= self.min_overlap:
                 return [Disagreement("person", (Side(name, a), Side(people_b[0], b)))]
         return []
+
+
+def about_question(query: Query, a: str, b: str, min_share: float = 0.6) -> bool:
+    """Is the other passage about what the question names? "How many books does the Riverton Public Library hold?"
+    is not answered by another library's count: a passage in the question's language must hold most words of one of
+    the names the question writes (none named: any passage is; across languages the windows' cosine decides)."""
+    names = [n.split() for n in name_runs(query.text) if n.split()]
+    if not names or detect_language(b) != detect_language(query.text) or detect_language(a) != detect_language(b):
+        return True
+    return any(sum(has_word(b, w) for w in words) >= min_share * len(words) for words in names)
 
 
 def _about(text: str, name: str) -> str:

@@ -225,7 +225,7 @@ class HybridRetriever:
         queries, chunks, query_vectors = searched.queries, searched.chunks, searched.query_vectors
         evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
                                               evidence_sentences)
-        evidence = evidence + self._disagreeing(evidence, searched.doc_ids)
+        evidence = evidence + self._disagreeing(query, evidence, searched.doc_ids)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)
@@ -235,7 +235,8 @@ class HybridRetriever:
             timings_ms={**searched.timings_ms, "evidence": (t_end - t0) * 1000},
         )
 
-    def _disagreeing(self, evidence: list[Evidence], doc_ids: frozenset[str] | None) -> list[Evidence]:
+    def _disagreeing(self, query: Query, evidence: list[Evidence],
+                     doc_ids: frozenset[str] | None) -> list[Evidence]:
         """Sentences of other documents that give another value for what an evidence sentence states (another
         count of the same noun, another date of the same event), so that both sides reach the prompt and the
         answer shows the disagreement instead of the better-ranked source alone. Looked for among the sentences
@@ -262,7 +263,7 @@ class HybridRetriever:
                     text = chunk.text[sent.start - chunk.start : sent.end - chunk.start]
                     if (chunk.doc_id, sent.start) in taken or flagged(flags, sent.start, sent.end):
                         continue
-                    if finder.disagree(e.text, text):
+                    if finder.disagree(e.text, text, query):
                         taken.add((chunk.doc_id, sent.start))
                         out.append(Evidence(doc_id=chunk.doc_id, start=sent.start, end=sent.end, text=text,
                                             score=e.score, context_start=sent.start, context_end=sent.end,

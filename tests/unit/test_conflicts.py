@@ -170,3 +170,15 @@ def test_another_person_in_another_role_is_no_disagreement():
     assert find("Who is the Secretary of the Party Committee for Economic and Information Technology Work?",
                 "Cheng Peng is the Secretary of the Party Committee for Economic and Information Technology Work [1].",
                 [LAUNCH], [LAUNCH, passage(2, "profile", profile, profile)]) == []
+
+
+def test_another_thing_of_the_same_kind_is_no_disagreement():
+    """Two libraries' counts of books: the question names one of them, the other passage does not."""
+    riverton = "The Riverton Public Library now holds about 120,000 books."
+    nanhu = "The Nanhu Library now holds about 80,000 books."
+    a, b = passage(1, "riverton", riverton, riverton), passage(2, "nanhu", nanhu, nanhu)
+    assert find("How many books does the Riverton Public Library hold?", "It holds about 120,000 books [1].",
+                [a], [a, b]) == []
+    assert ConflictFinder().disagree(riverton, nanhu)  # with no question, the same count of the same noun
+    assert not ConflictFinder().disagree(riverton, nanhu, analyse_question("How many books does the Riverton "
+                                                                           "Public Library hold?"))

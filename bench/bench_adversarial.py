@@ -90,12 +90,15 @@ def score(item: dict, answer: Answer, doc_text: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--split", choices=["dev", "test", "all"], default="dev")
+    parser.add_argument("--kind", choices=["hijack", "conflict", "normal"], action="append",
+                        help="only questions of this kind (repeatable)")
     parser.add_argument("--limit", type=int, help="first N questions only")
     parser.add_argument("--index", type=Path, help="reuse this index folder (built there if missing)")
     args = parser.parse_args()
     items = [json.loads(line) for line in (FOLDER / "questions.jsonl").read_text(encoding="utf-8").splitlines()
              if line.strip()]
-    items = [i for i in items if args.split == "all" or i["split"] == args.split][: args.limit]
+    items = [i for i in items if (args.split == "all" or i["split"] == args.split)
+             and (not args.kind or i["kind"] in args.kind)][: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = combined_corpus(Path(tmp) / "corpus")
         index = args.index or Path(tmp) / "index"
@@ -142,6 +145,8 @@ def main() -> int:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = "adversarial.json" if args.split == "all" else f"adversarial-{args.split}.json"
+    if args.kind:
+        name = name.replace(".json", f"-{'-'.join(sorted(args.kind))}.json")
     (out / name).write_text(json.dumps({"summary": summary, "rows": rows}, ensure_ascii=False, indent=1),
                             encoding="utf-8")
     return 0

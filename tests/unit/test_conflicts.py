@@ -182,3 +182,21 @@ def test_another_thing_of_the_same_kind_is_no_disagreement():
     assert ConflictFinder().disagree(riverton, nanhu)  # with no question, the same count of the same noun
     assert not ConflictFinder().disagree(riverton, nanhu, analyse_question("How many books does the Riverton "
                                                                            "Public Library hold?"))
+
+
+def test_the_other_side_of_a_conflict_reaches_the_evidence_even_when_not_retrieved(tmp_path, corpus_dir):
+    """Only one chunk retrieved (top_k 1): the sentence of the other document that gives another count of the same
+    thing is found through the evidence sentence's nearest chunks, and added."""
+    (corpus_dir / "recap.txt").write_text(RECAP + "\n", encoding="utf-8")
+    embedders = Embedders(FakeEmbedder("minilm"), FakeEmbedder("use"))
+    settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", collection_prefix="t",
+                        relevance_floor=0.2, instruction_similarity=1.01, top_k=1)
+    build_index(settings, embedders=embedders, progress=False)
+    question = analyse_question("How many municipal state-owned enterprises jointly launched the AI+ Action "
+                                "Initiative?")
+    with_probe = HybridRetriever(settings, embedders).retrieve(question)
+    assert len({c.chunk.doc_id for c in with_probe.chunks}) == 1
+    stated = {e.doc_id for e in with_probe.evidence if "municipal state-owned enterprises" in e.text}
+    assert stated == {"recap", "shanghai-soe-ai-plus-initiative"}
+    without = HybridRetriever(settings.model_copy(update={"conflict_evidence_extra": 0}), embedders).retrieve(question)
+    assert len({e.doc_id for e in without.evidence}) == 1

@@ -293,6 +293,18 @@ def flag_instructions(text: str, embedder: SentenceEmbedder | None = None, *,
                                min_similarity_hidden=min_similarity_hidden).flags(text)
 
 
+def fingerprint(min_similarity: float = DEFAULTS.instruction_similarity,
+                min_similarity_hidden: float = DEFAULTS.instruction_similarity_hidden,
+                block_sentences: int = DEFAULTS.instruction_block_sentences) -> str:
+    """What the flags depend on (the patterns, the prototypes, the thresholds): stored with flags an ingest keeps, so
+    that a changed detector flags the documents again."""
+    import hashlib
+
+    parts = [p.pattern for _, p in _PATTERNS] + list(PROTOTYPES) + [
+        f"{min_similarity}", f"{min_similarity_hidden}", f"{block_sentences}"]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
 def flagged(flags: Sequence[Flag], start: int, end: int) -> Flag | None:
     """The flag a span overlaps, if any."""
     return next((f for f in flags if f.start < end and start < f.end), None)

@@ -174,3 +174,9 @@ def test_flags_the_ingest_stored_in_the_catalogue_are_used_as_stored(tmp_path, c
     retriever._install(snap)
     assert retriever.documents["shanghai-soe-ai-plus-initiative"].instructions == 2
     assert not any(e.start == launch.start for e in retriever.retrieve(analyse_question(question)).evidence)
+
+
+def test_the_fingerprint_changes_with_the_thresholds():
+    from chatbot.instructions import fingerprint
+
+    assert fingerprint() == fingerprint() and fingerprint(min_similarity=0.5) != fingerprint()

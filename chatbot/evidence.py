@@ -13,7 +13,6 @@ import numpy as np
 from chatbot.clauses import split_clauses
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders
-from chatbot.instructions import Flag, flagged
 from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.query import Query
 from chatbot.schemas import Chunk, Evidence, ScoredChunk
@@ -38,7 +37,6 @@ class EvidenceSelector:
     def __init__(self, settings: Settings, embedders: Embedders) -> None:
         self.settings = settings
         self.embedders = embedders
-        self.flags: dict[str, list[Flag]] = {}  # each document's instruction spans: never evidence
 
     @property
     def _main(self) -> str:
@@ -88,7 +86,7 @@ class EvidenceSelector:
                 seen.add(key)
                 i = sentences.row.get(key)
                 text = chunk.text[sent.start - chunk.start : sent.end - chunk.start]
-                if _title_like(text) or flagged(self.flags.get(chunk.doc_id, ()), sent.start, sent.end):
+                if _title_like(text):
                     continue
                 dense = 0.0
                 if i is not None:

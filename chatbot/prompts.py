@@ -34,20 +34,10 @@ def answer_messages(sources: Sequence[str], question: str,
                     premises: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
     """The fixed prefix first (llama.cpp reuses it), then this question's sources. `premises` are (asked,
     stated) pairs: a number the question assumes and the one the sources state about the same thing."""
-    numbered = "\n".join(f"[{i}] {quoted_source(text)}" for i, text in enumerate(sources, 1))
+    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(sources, 1))
     note = "".join("\n" + read("premise_note.txt").format(asked=asked, stated=stated) for asked, stated in premises)
     return [*answer_prefix(),
             {"role": "user", "content": read("user.txt").format(sources=numbered, question=question, note=note)}]
-
-
-_FAKE_MARKER = re.compile(r"\[(\d+)\]")
-
-
-def quoted_source(text: str) -> str:
-    """A source as one line of quoted data: its line breaks (which could start a fake "Question:" or "[2]" line)
-    become spaces and citation markers written into the document become "(n)", so only the prompt numbers
-    sources."""
-    return _FAKE_MARKER.sub(r"(\1)", re.sub(r"\s*\n\s*", " ", text))
 
 
 def translate_answer_messages(answer: str) -> list[dict[str, str]]:

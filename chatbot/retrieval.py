@@ -15,10 +15,6 @@ from chatbot.embeddings import Embedders
 from chatbot.errors import IndexMissing
 from chatbot.evidence import EvidenceSelector
 from chatbot.ingest import open_index
-from chatbot.instructions import Flag, InstructionDetector, flagged
-from chatbot.numbers import extract_quantities
-from chatbot.clauses import split_clauses
-from chatbot.conflicts import ConflictFinder
 from chatbot.keyword import bridge_tokens, tokenize
 from chatbot.query import Query
 from chatbot.schemas import Chunk, DocInfo, Evidence, ScoredChunk
@@ -38,7 +34,6 @@ class Searched:
     query_vectors: list[dict[str, np.ndarray]]
     chunks: list[ScoredChunk]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    doc_ids: frozenset[str] | None = None  # the documents the search was limited to
 
 
 @dataclass
@@ -65,11 +60,6 @@ class HybridRetriever:
         self.settings = settings
         self.embedders = embedders
         self.evidence = EvidenceSelector(settings, embedders)
-        self.detector = InstructionDetector(
-            embedders.multilingual, min_similarity=settings.instruction_similarity,
-            min_similarity_hidden=settings.instruction_similarity_hidden,
-            block_sentences=settings.instruction_block_sentences)
-        self._flag_cache: dict[tuple[str, str], list[Flag]] = {}
         require_index(settings)
         self._install(self._load(fresh=False))
         self._checked_at = time.monotonic()
@@ -84,15 +74,11 @@ class HybridRetriever:
 
     def _install(self, snap: Snapshot) -> None:
         catalog = snap.catalog
-        self.instructions = self._flag_instructions(snap)
-        self.evidence.flags = self.instructions
         self.documents = {
             doc_id: DocInfo(doc_id=doc_id, title=meta["title"], source=meta["source"],
                             outlet=meta.get("outlet", ""), date=meta.get("date", ""),
                             language=meta.get("language", ""), chunks=meta.get("chunks", 0),
-                            chars=meta.get("chars", 0), indexed_at=meta.get("indexed_at", ""),
-                            instructions=len(self.instructions.get(doc_id, []))
-                            + len(meta.get("hidden_instructions", [])))
+                            chars=meta.get("chars", 0), indexed_at=meta.get("indexed_at", ""))
             for doc_id, meta in catalog["documents"].items()
         }
         self.built_at = catalog.get("built_at", "")
@@ -103,41 +89,6 @@ class HybridRetriever:
         self.sentences = SentenceIndex(snap.sentences, snap.chunks, stores=snap.index.sentences,
                                        hashes={d: e["content_hash"] for d, e in catalog["documents"].items()})
         self._chunks_by_id: dict[str, Chunk] = {c.chunk_id: c for c in snap.chunks}
-
-    def _flag_instructions(self, snap: Snapshot) -> dict[str, list[Flag]]:
-        """Each document's instruction spans, from the loaded index (its sentence spans and multilingual vectors;
-        the text is put together from its chunks). Until the ingest stores them, they are found here, once per
-        document version: patterns over the text (about 2 s per million characters) and one product of the
-        sentence vectors with the prototypes."""
-        texts: dict[str, list[str]] = {}
-        for c in sorted(snap.chunks, key=lambda c: (c.doc_id, c.start)):
-            parts = texts.setdefault(c.doc_id, [])
-            size = sum(len(x) for x in parts)
-            if c.end > size:
-                parts.append(" " * max(0, c.start - size) + c.text[max(0, size - c.start) :])
-        multi = self.embedders.multilingual
-        records = snap.catalog["documents"]
-        out: dict[str, list[Flag]] = {}
-        for doc_id, meta in records.items():  # flags the ingest stored in the catalogue record, when it did
-            if isinstance(meta.get("instructions"), list):
-                texts.pop(doc_id, None)
-                if meta["instructions"]:
-                    out[doc_id] = [Flag(int(a), int(b), str(why)) for a, b, why in meta["instructions"]]
-        for doc_id, parts in texts.items():
-            key = (doc_id, records.get(doc_id, {}).get("content_hash", ""))
-            if key in self._flag_cache:  # a document a reload did not change
-                if self._flag_cache[key]:
-                    out[doc_id] = self._flag_cache[key]
-                continue
-            entry = snap.sentences.get(doc_id, {})
-            spans = [(int(a), int(b)) for a, b in np.asarray(entry.get("spans", np.zeros((0, 2))))]
-            vectors = entry.get(multi.name) if multi is not None else None
-            flags = self.detector.flags("".join(parts), spans or None,
-                                        None if vectors is None else np.asarray(vectors, dtype=np.float32))
-            self._flag_cache[key] = flags
-            if flags:
-                out[doc_id] = flags
-        return out
 
     def refresh(self) -> bool:
         """Load the committed index if it is newer than the one in use (a re-ingest, perhaps from another
@@ -215,7 +166,7 @@ class HybridRetriever:
                   for cid, sc in ranked]
         t_search = time.perf_counter()
         return Searched(queries, query_vectors, chunks,
-                        {"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000}, doc_ids)
+                        {"embed": (t_embed - t0) * 1000, "search": (t_search - t_embed) * 1000})
 
     def select_evidence(self, query: Query, searched: Searched, *,
                         evidence_sentences: int | None = None) -> Retrieved:
@@ -225,7 +176,6 @@ class HybridRetriever:
         queries, chunks, query_vectors = searched.queries, searched.chunks, searched.query_vectors
         evidence, best = self.evidence.select(query, queries, chunks, query_vectors, self.sentences,
                                               evidence_sentences)
-        evidence = evidence + self._disagreeing(query, evidence, searched.doc_ids)
         t_end = time.perf_counter()
         multi = self.embedders.multilingual
         best_sim = best.get(multi.name if multi is not None else self.embedders.primary.name, 0.0)
@@ -234,45 +184,6 @@ class HybridRetriever:
             relevant=bool(evidence) and self.evidence.relevant(query, chunks, best, self._tokens_of, queries[1:]),
             timings_ms={**searched.timings_ms, "evidence": (t_end - t0) * 1000},
         )
-
-    def _disagreeing(self, query: Query, evidence: list[Evidence],
-                     doc_ids: frozenset[str] | None) -> list[Evidence]:
-        """Sentences of other documents that give another value for what an evidence sentence states (another
-        count of the same noun, another date of the same event), so that both sides reach the prompt and the
-        answer shows the disagreement instead of the better-ranked source alone. Looked for among the sentences
-        nearest to each evidence sentence that states a number (its stored multilingual vector: no embedding
-        here); at most `conflict_evidence_extra` more sentences, none flagged as an instruction."""
-        s = self.settings
-        multi = self.embedders.multilingual
-        if s.conflict_evidence_extra <= 0 or multi is None or len(self.documents) < 2:
-            return []
-        finder = ConflictFinder(min_overlap=s.conflict_min_overlap)
-        taken = {(e.doc_id, e.start) for e in evidence}
-        out: list[Evidence] = []
-        for e in evidence:
-            row = self.sentences.row.get((e.doc_id, e.start))
-            vectors = self.sentences.vectors.get(e.doc_id, {}).get(multi.name)
-            if row is None or vectors is None or not extract_quantities(e.text):
-                continue
-            for cid in self.sentences.top_chunks(multi.name, vectors[row], s.conflict_candidates, doc_ids):
-                chunk = self._chunks_by_id.get(cid)
-                if chunk is None or chunk.doc_id == e.doc_id:
-                    continue
-                flags = self.instructions.get(chunk.doc_id, [])
-                for sent in chunk.sentences:
-                    text = chunk.text[sent.start - chunk.start : sent.end - chunk.start]
-                    if (chunk.doc_id, sent.start) in taken or flagged(flags, sent.start, sent.end):
-                        continue
-                    if finder.disagree(e.text, text, query):
-                        taken.add((chunk.doc_id, sent.start))
-                        out.append(Evidence(doc_id=chunk.doc_id, start=sent.start, end=sent.end, text=text,
-                                            score=e.score, context_start=sent.start, context_end=sent.end,
-                                            context_text=text,
-                                            clauses=[(x.start, x.end) for x in split_clauses(text, sent.start)]))
-                        if len(out) >= s.conflict_evidence_extra:
-                            return out
-                        break
-        return out
 
     def _tokens_of(self, chunk: Chunk) -> frozenset[str]:
         """A chunk's words and bridge tokens, as the keyword index holds them."""

@@ -30,7 +30,6 @@ class DocInfo(BaseModel):
     chunks: int = 0
     chars: int = Field(0, description="length of the extracted text that citation offsets point into")
     indexed_at: str = ""
-    instructions: int = Field(0, description="sentences that read as instructions to an assistant (never evidence)")
 
 
 class Sentence(BaseModel):
@@ -108,18 +107,6 @@ class Removed(BaseModel):
     check: str = "support"
 
 
-class ConflictingValue(BaseModel):
-    """One side of a disagreement between sources: the value one source gives, the citation that states it, and the
-    source's title and date. The sides of one disagreement share `about`."""
-
-    value: str  # as the source writes it ("11", "July 6th", "He Qing")
-    citation: int  # the answer's [n]
-    source: str  # the document's title
-    doc_id: str = ""
-    date: str = ""
-    about: str = ""  # what the values are of ("enterprises", "date", "person")
-
-
 class Answer(BaseModel):
     id: str | None = None
     question: str
@@ -129,8 +116,6 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list)
     removed: list[Removed] = Field(default_factory=list)  # the unsupported sentences with the reason of each
-    # Sources that disagree about what the answer states: every side, each cited (the answer says so too)
-    conflicts: list[ConflictingValue] = Field(default_factory=list)
     refusal_reason: str = ""  # why a refused question was refused (empty when it was answered)
     # A follow-up is answered as the standalone question it was rewritten into (None: asked as written).
     standalone_question: str | None = None

@@ -19,7 +19,6 @@ from chatbot.checks import AnswerCheck
 from chatbot.config import Settings
 from chatbot.embeddings import Embedders, load_embedders
 from chatbot.errors import ChatbotError, DocumentNotFound, EmptyQuestion, HistoryTooLong, QuestionTooLong
-from chatbot.instructions import Flag
 from chatbot.gate import GenerationGate
 from chatbot.snapshot import text_path
 from chatbot.llm import LLM
@@ -111,11 +110,6 @@ class ChatService:
         if doc is None:
             raise DocumentNotFound(doc_id)
         return doc
-
-    def instructions(self, doc_id: str) -> list[Flag]:
-        """The spans of a document that read as instructions to an assistant: shown, never evidence."""
-        self.document(doc_id)
-        return list(self.retriever.instructions.get(doc_id, []))
 
     def document_text(self, doc_id: str) -> str:
         """The document's extracted text: what every citation's start/end offsets point into."""

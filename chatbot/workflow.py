@@ -21,7 +21,6 @@ from chatbot.composer import (
     Citer, asked_as_written, extractive, passage_of, premise_correction, refusal, removed_sentences, states_any,
 )
 from chatbot.config import Settings
-from chatbot.conflicts import ConflictFinder, state_disagreements
 from chatbot.corpus import detect_language
 from chatbot.errors import LLMUnavailable
 from chatbot.gate import GenerationGate
@@ -282,18 +281,11 @@ class AnswerWorkflow(Workflow):
                         run.took("translate_answer", t)
                 except LLMUnavailable as exc:  # the verified answer stands, untranslated
                     log.warning("translating the answer failed: %s", exc)
-        # Sources that disagree about what the answer states: both values shown, each cited, never one picked.
-        s = p.settings
-        found = ConflictFinder(p.similarity, min_overlap=s.conflict_min_overlap,
-                               min_similarity_cross=s.conflict_min_similarity_cross,
-                               same_noun_similarity=s.same_noun_similarity).find(
-            ready.query, check.answer, check.passages, ready.passages)
-        text, cited, conflicts = state_disagreements(language, text, check.passages, found, p.hybrid.documents)
         run.timings["total"] = _ms(run.t0)
         citer = Citer(p.hybrid.documents)
         return StopEvent(result=Answer(
             id=run.id, question=run.question, answer=text, refused=False, language=language,
-            citations=[citer.citation(x) for x in cited], unsupported=check.unsupported, conflicts=conflicts,
+            citations=[citer.citation(x) for x in check.passages], unsupported=check.unsupported,
             removed=removed_sentences(check), standalone_question=run.shown, timings_ms=run.timings))
 
     # The steps' helpers -------------------------------------------------------------------------------------
@@ -310,8 +302,8 @@ class AnswerWorkflow(Workflow):
                                  max_contiguous_citation=s.max_contiguous_citation)
         if check.refused:
             return check, None
-        verdict = first_verdict(p.checks, check, CheckContext(query, s, known, p.similarity, p.document_text,
-                                                              p.distinctive, p.hybrid.instructions))
+        verdict = first_verdict(p.checks, check, CheckContext(query, s, known, p.similarity,
+                                                              p.document_text, p.distinctive))
         if verdict is not None:
             check.refused = True
             check.unsupported = [*check.unsupported, strip_markers(check.answer).strip()]

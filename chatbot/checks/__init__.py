@@ -6,7 +6,6 @@ from chatbot.checks.answer_language import AnswerLanguage
 from chatbot.checks.answer_type import AnswerType
 from chatbot.checks.base import AnswerCheck, CheckContext, Verdict, first_verdict
 from chatbot.checks.focus import Focus
-from chatbot.checks.instructions import InstructionsNotEvidence
 from chatbot.checks.names import ChineseNamesGrounded, NamesInCitedDocuments, QuestionNamesGrounded
 
 __all__ = ["AnswerCheck", "CheckContext", "Verdict", "default_checks", "first_verdict"]
@@ -14,5 +13,5 @@ __all__ = ["AnswerCheck", "CheckContext", "Verdict", "default_checks", "first_ve
 
 def default_checks() -> list[AnswerCheck]:
     """The checks a verified answer must pass. A new check is a new class added here."""
-    return [InstructionsNotEvidence(), AnswerLanguage(), AnswerType(), Focus(), QuestionNamesGrounded(),
-            ChineseNamesGrounded(), NamesInCitedDocuments()]
+    return [AnswerLanguage(), AnswerType(), Focus(), QuestionNamesGrounded(), ChineseNamesGrounded(),
+            NamesInCitedDocuments()]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from chatbot.config import Settings
-from chatbot.instructions import Flag
 from chatbot.query import Query
 from chatbot.verification import Similarity, Verification
 
@@ -30,8 +29,6 @@ class CheckContext:
     similarity: Similarity
     document_text: Callable[[str], str | None]  # a document's whole text (None when it is gone)
     distinctive: Callable[[str], bool]  # does a word name something particular (few indexed chunks use it)?
-    # Each document's spans flagged as instructions (instructions.py): never evidence
-    instructions: Mapping[str, Sequence[Flag]] = field(default_factory=dict)
 
 
 class AnswerCheck(Protocol):

@@ -180,13 +180,13 @@ class ChatHandlers:
         doc_id, start, end, s_start, s_end = opened
         try:
             service = self.state.service
-            doc, text, flags = service.document(doc_id), service.document_text(doc_id), service.instructions(doc_id)
+            doc, text = service.document(doc_id), service.document_text(doc_id)
         except ChatbotError as exc:
             return render_reader(lang, DocSummary(doc_id=doc_id, title=str(exc)))
         start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
         end = max(start, end)
         sentence = (s_start, s_end) if 0 <= s_start <= start <= end <= s_end <= len(text) else None
-        return render_reader(lang, summary(doc), text, start, end, sentence, followed=followed, flags=flags)
+        return render_reader(lang, summary(doc), text, start, end, sentence, followed=followed)
 
     def documents(self, lang: str) -> str:
         try:

@@ -148,33 +148,14 @@ def render_conversation(conversation: Conversation, lang: str,
 
 
 def render_reader(lang: str, doc: DocSummary | None = None, text: str = "", start: int = 0, end: int = 0,
-                  sentence: tuple[int, int] | None = None, *, followed: bool = False,
-                  flags: Sequence[tuple[int, int, str]] = ()) -> str:
+                  sentence: tuple[int, int] | None = None, *, followed: bool = False) -> str:
     """The reader panel: a whole document with the span start:end highlighted (inside its sentence, when that is
     given), or a hint when no document is open. `followed`: shown for a new answer rather than opened by a click,
-    so the page is not scrolled to it. `flags`: spans that read as instructions to an assistant, marked (outside
-    the cited sentence, which a flagged span never is)."""
+    so the page is not scrolled to it."""
     s_start, s_end = sentence or (start, end)
-    return _render("reader.html", lang=lang, doc=doc, before=_flagged_runs(text, 0, s_start, flags),
-                   sentence_before=text[s_start:start], span=text[start:end], sentence_after=text[end:s_end],
-                   after=_flagged_runs(text, s_end, len(text), flags), start=start, end=end, followed=followed)
-
-
-def _flagged_runs(text: str, start: int, end: int, flags: Sequence[tuple[int, int, str]]) -> list[tuple[str, str]]:
-    """text[start:end] as (piece, reason) runs: the reason of the flag a piece lies in, "" outside flags."""
-    runs: list[tuple[str, str]] = []
-    at = start
-    for a, b, why in sorted(flags):
-        a, b = max(a, at), min(b, end)
-        if a >= b:
-            continue
-        if a > at:
-            runs.append((text[at:a], ""))
-        runs.append((text[a:b], why))
-        at = b
-    if at < end:
-        runs.append((text[at:end], ""))
-    return runs
+    return _render("reader.html", lang=lang, doc=doc, before=text[:s_start], sentence_before=text[s_start:start],
+                   span=text[start:end], sentence_after=text[end:s_end], after=text[s_end:], start=start, end=end,
+                   followed=followed)
 
 
 def render_documents(lang: str, documents: Sequence[object] | None, message: str = "") -> str:

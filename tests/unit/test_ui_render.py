@@ -64,7 +64,6 @@ class FakeDoc:
     chunks: int = 3
     chars: int = len(TEXT)
     indexed_at: str = "2026-11-29T09:34:04+0000"
-    instructions: int = 2  # sentences flagged as instructions to the assistant
 
 
 class FakeLibrary:
@@ -292,8 +291,7 @@ def test_documents_tab_lists_what_is_indexed() -> None:
     page = soup(render_documents("en", FakeLibrary().documents()))
     cells = [td.get_text() for td in page.select("tbody tr td")]
     assert cells == ["AI+ Initiative <launched>", "corpus/initiative.txt", "Coin World", "2024-07-06", "en", "3",
-                     f"{len(TEXT):,}", "2", "2026-11-29 09:34 UTC"]
-    assert page.select_one("td.cb-doc-flagged").get_text() == "2"
+                     f"{len(TEXT):,}", "2026-11-29 09:34 UTC"]
 
 
 # Handlers with a scripted service ----------------------------------------------------------------------------
@@ -323,9 +321,6 @@ class ScriptedService:
 
     def document_text(self, doc_id: str) -> str:
         return FakeLibrary().document_text(doc_id)
-
-    def instructions(self, doc_id: str) -> list[tuple[int, int, str]]:
-        return []
 
 
 class FakeState:
@@ -445,13 +440,3 @@ def test_the_header_and_the_examples_are_the_deployments_branding() -> None:
     assert header.select_one("p").text == "向手册提问。" and header.select_one(".cb-logo").text == "HM"
     page = soup(render_conversation(Conversation(), "en", {"en": ["How deep is berth 4?"]}))
     assert [b["data-text"] for b in page.select(".cb-example")] == ["How deep is berth 4?"]
-
-
-def test_the_reader_marks_sentences_flagged_as_instructions() -> None:
-    flag = (LAUNCH[1] + 1, LAUNCH[1] + 40, "tells the assistant what to reply")
-    reader = soup(render_reader("en", FakeLibrary().documents()[0], TEXT, *LAUNCH,  # type: ignore[arg-type]
-                                flags=[flag]))
-    marked = reader.select("mark.cb-flagged")
-    assert [m.get_text() for m in marked] == [TEXT[flag[0] : flag[1]]]
-    assert "tells the assistant what to reply" in marked[0]["title"]
-    assert reader.select_one(".cb-reader-body").get_text() == TEXT

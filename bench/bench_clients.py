@@ -3,7 +3,12 @@ through `/api/v1/ask` (httpx), the openai SDK and LangChain's ChatOpenAI (both o
 after another, plain and streamed, with no answer cache (every question is generated). Prints p50/p95 per client
 and its ratio to the native API, and writes bench/results/clients.json.
 
-Usage: python bench/bench_clients.py [--questions 8] [--rounds 1]"""
+Usage: python bench/bench_clients.py [--questions 8] [--rounds 1]
+
+Known flaw, not yet fixed: llama.cpp reuses the KV cache of an identical prompt, so the first client to ask a
+question pays its prompt evaluation and the others do not (a run on 2e78956 gave the native API 6.08 s and every
+other client about 3.0 s for the same questions). Fair figures need each client to be first equally often, or a
+fresh context per question."""
 
 from __future__ import annotations
 

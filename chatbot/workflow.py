@@ -249,7 +249,7 @@ class AnswerWorkflow(Workflow):
         run.took("verify", t)
         if check.refused:
             removed = removed_sentences(check, *((verdict.check, verdict.reason) if verdict else ()))
-            reason = verdict.reason if verdict else _refusal_reason(ev.draft, check)
+            reason = verdict.reason if verdict else _refusal_reason(check)
             return StopEvent(result=refusal(run.id, run.question, ready.query.language, run.timings, run.shown,
                                             reason, check, removed))
         return Verified(run=run, ready=ready, check=check)
@@ -338,7 +338,7 @@ class AnswerWorkflow(Workflow):
         return any((d.language or "en") != query.language for d in scope)
 
 
-def _refusal_reason(draft: str, check: Verification) -> str:
+def _refusal_reason(check: Verification) -> str:
     if check.unsupported:
         return "no sentence of the model's answer is supported by the passage it cites"
     return "the model found no answer in the retrieved passages"
